@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// CLI entry: parse the command word and hand the rest of argv to a command in cli/. Nothing else.
+
+type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
+
+const commands: Record<string, Command> = {
+  run: { summary: 'run the proxy: mailshim run --config FILE', load: () => import('./cli/run.js') },
+  'check-config': {
+    summary: 'validate a config and print it with secrets masked: mailshim check-config --config FILE',
+    load: () => import('./cli/check-config.js'),
+  },
+  demo: { summary: 'run the main job end to end on loopback with no setup', load: () => import('./cli/demo.js') },
+  sasl: {
+    summary: 'compute SASL client lines by hand: mailshim sasl cram-md5 USER PASSWORD CHALLENGE_B64',
+    load: () => import('./cli/sasl.js'),
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    'mailshim: an SMTP proxy that lets legacy clients reach modern mail servers',
+    '',
+    'usage: mailshim <command> [options]',
+    '',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'mailshim <command> --help shows the options of a command.',
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V') {
+    const { createRequire } = await import('node:module');
+    const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
+    process.stdout.write(pkg.version + '\n');
+    return 0;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    process.stderr.write(`mailshim: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  return (await cmd.load()).run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Commands that keep servers open (run) never resolve; the others end here.
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`mailshim: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
