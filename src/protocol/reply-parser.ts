@@ -1,0 +1,129 @@
+// Accumulates upstream bytes into complete SMTP replies (RFC 5321 4.2). Pure: no sockets, no logging.
+//
+// Text is decoded as latin1: one character per octet, so `Buffer.from(text, 'latin1')` gives back the
+// exact bytes the upstream sent (UTF-8 would replace invalid sequences and lose them).
+import type { SmtpReply } from '../types.js';
+
+export class ReplyParseError extends Error {
+  override readonly name = 'ReplyParseError';
+  constructor(readonly reason: string) {
+    super(`malformed upstream reply: ${reason}`);
+  }
+}
+
+export interface ReplyParserOptions {
+  /** Longest line accepted, line ending excluded. Default 4096 (RFC 5321 asks for 512; servers exceed it). */
+  maxLineLength?: number;
+  /** Most lines in one reply. Default 100. */
+  maxLines?: number;
+}
+
+const LF = 10;
+const CR = 13;
+
+export class ReplyParser {
+  private readonly maxLineLength: number;
+  private readonly maxLines: number;
+  /** Bytes of a line whose LF has not arrived yet. */
+  private partial: Buffer | null = null;
+  /** Lines of a multi-line reply whose last line has not arrived yet. */
+  private code = 0;
+  private lines: string[] = [];
+  /** Once broken, always broken: the byte stream has no resynchronisation point. */
+  private failure: ReplyParseError | null = null;
+
+  constructor(opts: ReplyParserOptions = {}) {
+    this.maxLineLength = opts.maxLineLength ?? 4096;
+    this.maxLines = opts.maxLines ?? 100;
+  }
+
+  /**
+   * Feed bytes; returns every reply completed by them (zero or more), in order. Lines end with CRLF or a
+   * bare LF. Throws ReplyParseError on a malformed line, a code change inside a reply or a limit; after
+   * that every push throws the same error (the caller should drop the upstream connection).
+   */
+  push(chunk: Buffer): SmtpReply[] {
+    if (this.failure) throw this.failure;
+    try {
+      return this.consume(chunk);
+    } catch (err) {
+      if (err instanceof ReplyParseError) {
+        this.failure = err;
+        this.partial = null;
+        this.lines = [];
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * True when bytes were received that are not part of a returned reply yet: a partial line or the first
+   * lines of a multi-line reply. After the 220 answer to STARTTLS this must be false (and that push must
+   * have returned exactly one reply); otherwise plaintext was injected before the TLS handshake.
+   */
+  hasPartial(): boolean {
+    return this.partial !== null || this.lines.length > 0;
+  }
+
+  /** Forget buffered bytes and any error, e.g. after a TLS upgrade (RFC 3207 4.2: discard prior knowledge). */
+  reset(): void {
+    this.partial = null;
+    this.lines = [];
+    this.code = 0;
+    this.failure = null;
+  }
+
+  private consume(chunk: Buffer): SmtpReply[] {
+    let buf = chunk;
+    if (this.partial) {
+      buf = Buffer.concat([this.partial, chunk]);
+      this.partial = null;
+    }
+    const out: SmtpReply[] = [];
+    let start = 0;
+    for (;;) {
+      const lf = buf.indexOf(LF, start);
+      if (lf === -1) break;
+      let end = lf;
+      if (end > start && buf[end - 1] === CR) end--;
+      const done = this.line(buf, start, end);
+      if (done) out.push(done);
+      start = lf + 1;
+    }
+    if (start < buf.length) {
+      // A trailing CR may be half of the CRLF, hence the + 1 allowance.
+      if (buf.length - start > this.maxLineLength + 1) {
+        throw new ReplyParseError(`line longer than ${this.maxLineLength} octets`);
+      }
+      // Copy so a large chunk is not kept alive by a small tail.
+      this.partial = Buffer.from(buf.subarray(start));
+    }
+    return out;
+  }
+
+  private line(buf: Buffer, start: number, end: number): SmtpReply | null {
+    const length = end - start;
+    if (length > this.maxLineLength) throw new ReplyParseError(`line longer than ${this.maxLineLength} octets`);
+    const text = buf.toString('latin1', start, end);
+    // RFC 5321 4.2: Code [ SP / "-" textstring ]; the first digit is 2..5.
+    if (!/^[2-5][0-9][0-9]/.test(text)) {
+      throw new ReplyParseError(`line does not start with a reply code: ${JSON.stringify(text.slice(0, 40))}`);
+    }
+    const sep = text.length > 3 ? text[3] : ' ';
+    if (sep !== ' ' && sep !== '-') {
+      throw new ReplyParseError(`bad separator after the code: ${JSON.stringify(text.slice(0, 40))}`);
+    }
+    if (text.includes('\r')) throw new ReplyParseError('bare CR inside a reply line');
+    const code = Number(text.slice(0, 3));
+    if (this.lines.length > 0 && code !== this.code) {
+      throw new ReplyParseError(`reply code changed from ${this.code} to ${code} inside a multi-line reply`);
+    }
+    if (this.lines.length >= this.maxLines) throw new ReplyParseError(`reply longer than ${this.maxLines} lines`);
+    this.code = code;
+    this.lines.push(text.slice(4));
+    if (sep === '-') return null;
+    const done: SmtpReply = { code, lines: this.lines };
+    this.lines = [];
+    return done;
+  }
+}
