@@ -40,9 +40,10 @@ export const notImplemented = (verb?: string): SmtpReply =>
 export const badSequence = (detail = 'Bad sequence of commands'): SmtpReply => r(503, `5.5.1 ${detail}`);
 /**
  * BDAT when CHUNKING is not offered (mailshim streams DATA and removes CHUNKING from EHLO). RFC 3030
- * forbids BDAT unless CHUNKING was advertised; RFC 5321 4.2.4 gives 502 for a known but unavailable command.
+ * forbids BDAT unless CHUNKING was advertised, so it is out of sequence: 503. The chunk's bytes are still
+ * read and discarded, so they can never be taken for commands.
  */
-export const bdatRefused = (): SmtpReply => r(502, '5.5.1 BDAT not supported, use DATA');
+export const bdatRefused = (): SmtpReply => r(503, '5.5.1 BDAT not supported, use DATA');
 /** A client that talked before the greeting when the listener says `earlyTalker: reject`. */
 export const earlyTalker = (hostname: string): SmtpReply =>
   r(554, `5.5.0 ${hostname} Protocol error: command sent before the greeting`);
@@ -56,6 +57,9 @@ export const upstreamUnavailable = (hostname: string): SmtpReply =>
 export const upstreamLost = (): SmtpReply => r(451, '4.4.2 Upstream connection lost, message not accepted');
 export const upstreamLostClosing = (hostname: string): SmtpReply =>
   r(421, `4.4.2 ${hostname} Upstream connection lost, closing connection`);
+/** The upstream's STARTTLS or certificate failed: fail closed, nothing is sent in the clear. */
+export const upstreamTlsFailed = (hostname: string): SmtpReply =>
+  r(421, `4.7.0 ${hostname} TLS with the upstream server failed, closing connection`);
 export const timeout = (hostname: string): SmtpReply => r(421, `4.4.2 ${hostname} Error: timeout exceeded`);
 export const tooMany = (hostname: string): SmtpReply =>
   r(421, `4.7.0 ${hostname} Too many connections, try again later`);

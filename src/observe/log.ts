@@ -1,0 +1,38 @@
+// pino factory: JSON lines for the platform's log pipeline, human-readable when stdout is a terminal.
+import { pino, type Logger } from 'pino';
+import type { Observer } from './events.js';
+
+export type { Logger };
+
+export function createLogger(level: string, opts: { pretty?: boolean } = {}): Logger {
+  const pretty = opts.pretty ?? Boolean(process.stdout.isTTY);
+  return pino({
+    level,
+    base: { app: 'mailshim' },
+    // Defence in depth: config objects logged by mistake never show a secret.
+    redact: { paths: ['*.password', '*.*.password', 'password'], censor: '********' },
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } } : {}),
+  });
+}
+
+/** One line when a session starts and one when it ends (client, upstream, bytes, messages, result, duration). */
+export function logObserver(log: Logger): Observer {
+  return (ev) => {
+    switch (ev.type) {
+      case 'session.start':
+        log.info({ sid: ev.sid, listener: ev.listener, client: ev.client, proxiedFrom: ev.proxiedFrom }, 'session start');
+        break;
+      case 'link.tls-failed':
+        log.warn({ sid: ev.sid, side: ev.side, reason: ev.reason, offered: ev.offered }, 'TLS handshake failed');
+        break;
+      case 'session.end': {
+        const s = ev.summary;
+        const level = s.result === 'ok' || s.result === 'client-closed' ? 'info' : 'warn';
+        log[level](s, 'session end');
+        break;
+      }
+      default:
+        break;
+    }
+  };
+}

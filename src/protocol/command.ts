@@ -1,0 +1,24 @@
+// One client command line -> verb and arguments. Pure.
+
+export interface Command {
+  /** Upper-cased verb: EHLO, MAIL, ... */
+  verb: string;
+  /** Everything after the verb and its separating space, as received. */
+  args: string;
+  raw: string;
+}
+
+export function parseCommand(line: string): Command {
+  const sp = line.indexOf(' ');
+  const verb = (sp === -1 ? line : line.slice(0, sp)).toUpperCase();
+  const args = sp === -1 ? '' : line.slice(sp + 1).replace(/^ +/, '');
+  return { verb, args, raw: line };
+}
+
+/** `FROM:<a@b> SIZE=10` -> the path and the parameters; null when the syntax is off. */
+export function parsePath(args: string, keyword: 'FROM' | 'TO'): { path: string; params: string[] } | null {
+  const m = new RegExp(`^${keyword}:\\s*(<[^<>]*>|[^\\s<>]+)(?:\\s+(.*))?$`, 'i').exec(args.trim());
+  if (!m) return null;
+  const path = m[1].startsWith('<') ? m[1].slice(1, -1) : m[1];
+  return { path, params: m[2] ? m[2].split(/\s+/).filter(Boolean) : [] };
+}

@@ -1,0 +1,33 @@
+// DATA: relay the command; on the upstream's 354 the session streams the body (session.startData) and the
+// client gets the upstream's own reply to the final dot. BDAT is refused, its chunk read and dropped.
+import type { CommandHandler } from '../dispatch.js';
+import * as R from '../../protocol/replies.js';
+import { REPLY_TIMEOUT } from '../../upstream/upstream-client.js';
+
+export const data: CommandHandler = {
+  check(s, cmd) {
+    if (cmd.args.trim()) return R.syntax('DATA takes no arguments');
+    if (s.listener.cfg.requireTls && !s.clientIsTls) return R.mustStartTls();
+    return undefined;
+  },
+  run(s) {
+    s.relay('DATA', {
+      sync: true, // RFC 2920: DATA ends a pipelined group; what follows a 354 is the body
+      timeoutMs: REPLY_TIMEOUT.dataStart,
+      then: (r) => {
+        if (r.code === 354) s.startData();
+      },
+    });
+  },
+};
+
+export const bdat: CommandHandler = {
+  check(_s, cmd) {
+    if (!/^\d{1,15}( +LAST)? *$/i.test(cmd.args)) return R.syntax('Syntax: BDAT <size> [LAST]');
+    return undefined;
+  },
+  run(s, cmd) {
+    // CHUNKING is never offered; the chunk's bytes still follow the command and must not run as commands.
+    s.discard(Number(cmd.args.trim().split(/ +/)[0]), R.bdatRefused());
+  },
+};

@@ -1,0 +1,257 @@
+// The upstream leg: its own small state machine (connect -> greeting -> [EHLO -> STARTTLS -> handshake]
+// -> relay). Commands may be pipelined when the upstream offers PIPELINING; otherwise they are queued and
+// written one at a time (strict towards the upstream). Replies are matched to commands in FIFO order.
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { ReplyParser, ReplyParseError } from '../protocol/reply-parser.js';
+import { formatReply } from '../protocol/reply.js';
+import { parseEhlo, hasCap } from '../protocol/capabilities.js';
+import type { Capability, SmtpReply } from '../types.js';
+import type { TlsInfo } from '../observe/events.js';
+import { connectTcp, upgradeToTls, DialError, type UpstreamTlsOptions } from './dial.js';
+
+export type ReplyHandler = (reply: SmtpReply) => void;
+
+export interface UpstreamTarget {
+  name: string;
+  host: string;
+  port: number;
+  tlsMode: 'none' | 'starttls' | 'implicit';
+  tls: UpstreamTlsOptions;
+  ehloName: string;
+  connectTimeoutMs: number;
+}
+
+/** RFC 5321 4.5.3.2 client-side timeouts for waiting on a reply. */
+export const REPLY_TIMEOUT = { greeting: 300_000, command: 300_000, dataStart: 120_000, dataEnd: 600_000 } as const;
+
+interface Pending {
+  handler: ReplyHandler;
+  timeoutMs: number;
+  /** Called instead of `handler` when the connection breaks first (promise-based callers). */
+  onFail?: (reason: string) => void;
+}
+
+export class UpstreamClient {
+  socket!: net.Socket | tls.TLSSocket;
+  private parser = new ReplyParser();
+  private pending: Pending[] = [];
+  /** Commands held back because the upstream does not pipeline. */
+  private held: { line: string; shown: string; p: Pending }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** The capabilities of the upstream's latest EHLO reply. */
+  caps: Capability[] = [];
+  pipelining = false;
+  tls: TlsInfo | undefined;
+  closed = false;
+  /** Set while the socket is handed to TLS: bytes still in hand are not ours to read. */
+  private detached = false;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  /** A reply that answers no command (e.g. 421 before closing). */
+  onUnsolicited: (reply: SmtpReply) => void = () => {};
+  /** The connection ended or broke; `reason` says why, for logs and the client's reply. */
+  onClose: (reason: string) => void = () => {};
+  /** Each line as it goes out or comes in (already redacted by the caller for outgoing secrets). */
+  onLine: ((dir: 'out' | 'in', line: string) => void) | undefined;
+
+  constructor(readonly target: UpstreamTarget) {}
+
+  /** Connect, read the greeting and, for STARTTLS upstreams, secure the connection. Rejects with DialError. */
+  async connect(): Promise<SmtpReply> {
+    const t = this.target;
+    let sock: net.Socket = await connectTcp(t.host, t.port, t.connectTimeoutMs);
+    if (t.tlsMode === 'implicit') {
+      const up = await upgradeToTls(sock, t.tls, t.connectTimeoutMs);
+      sock = up.socket;
+      this.tls = up.info;
+    }
+    this.attach(sock);
+    const greeting = await this.expect(REPLY_TIMEOUT.greeting);
+    if (greeting.code !== 220 || t.tlsMode !== 'starttls') return greeting;
+
+    const ehlo = await this.request(`EHLO ${t.ehloName}`);
+    if (ehlo.code !== 250) throw new DialError(`upstream refused EHLO before STARTTLS: ${oneLine(ehlo)}`, 'tls');
+    if (!hasCap(parseEhlo(ehlo).caps, 'STARTTLS')) throw new DialError('upstream does not offer STARTTLS', 'tls');
+    const raw = await new Promise<net.Socket>((resolve, reject) => {
+      this.command(
+        'STARTTLS',
+        (r) => {
+          if (r.code !== 220) {
+            reject(new DialError(`upstream refused STARTTLS: ${oneLine(r)}`, 'tls'));
+            return;
+          }
+          // Detach synchronously, inside the reply handler: anything the upstream sent after its 220 and
+          // before the handshake is discarded, never read as a reply (STARTTLS response injection).
+          const injected = this.parser.hasPartial();
+          resolve(this.detach());
+          if (injected) this.onLine?.('in', '[discarded bytes the upstream sent after 220 before TLS]');
+        },
+        { onFail: (reason) => reject(new DialError(reason, 'tls')) },
+      );
+    });
+    this.parser = new ReplyParser();
+    const up = await upgradeToTls(raw, this.target.tls, this.target.connectTimeoutMs);
+    this.tls = up.info;
+    this.attach(up.socket);
+    this.caps = [];
+    this.pipelining = false; // nothing learned before TLS is trusted after it
+    return greeting;
+  }
+
+  /** Take over a socket: every byte in goes through the reply parser. */
+  private attach(sock: net.Socket): void {
+    this.socket = sock;
+    this.detached = false;
+    sock.on('data', this.onData);
+    sock.on('error', this.onError);
+    sock.on('close', this.onSocketClose);
+  }
+
+  private detach(): net.Socket {
+    const s = this.socket;
+    this.detached = true;
+    s.off('data', this.onData);
+    s.off('error', this.onError);
+    s.off('close', this.onSocketClose);
+    return s;
+  }
+
+  private onData = (chunk: Buffer): void => {
+    this.bytesIn += chunk.length;
+    let replies: SmtpReply[];
+    try {
+      replies = this.parser.push(chunk);
+    } catch (err) {
+      this.fail(err instanceof ReplyParseError ? err.message : String(err));
+      return;
+    }
+    for (let i = 0; i < replies.length; i++) {
+      const r = replies[i];
+      if (this.onLine) for (const l of formatReply(r).split('\r\n')) if (l) this.onLine('in', l);
+      const p = this.pending.shift();
+      if (p) {
+        this.armTimer();
+        p.handler(r);
+        if (this.detached) {
+          if (i < replies.length - 1) this.onLine?.('in', '[discarded replies the upstream sent after 220 before TLS]');
+          return;
+        }
+        this.releaseHeld();
+      } else this.onUnsolicited(r);
+      if (this.closed) return;
+    }
+  };
+
+  private onError = (err: NodeJS.ErrnoException): void => {
+    this.fail(`upstream connection error: ${err.code ?? err.message}`);
+  };
+
+  private onSocketClose = (): void => {
+    this.fail('upstream closed the connection');
+  };
+
+  private fail(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.socket.destroy();
+    const waiting = [...this.pending, ...this.held.map((h) => h.p)];
+    this.pending = [];
+    this.held = [];
+    for (const p of waiting) p.onFail?.(reason);
+    this.onClose(reason);
+  }
+
+  private armTimer(): void {
+    clearTimeout(this.timer);
+    const head = this.pending[0];
+    if (!head) return;
+    this.timer = setTimeout(() => this.fail(`upstream did not answer within ${head.timeoutMs / 1000} s`), head.timeoutMs);
+  }
+
+  /** Send one command; `handler` gets its reply. `shown` is the transcript form (redacted for AUTH). */
+  command(line: string, handler: ReplyHandler, opts: { shown?: string; timeoutMs?: number; onFail?: (reason: string) => void } = {}): void {
+    if (this.closed) {
+      opts.onFail?.('upstream connection is closed');
+      return;
+    }
+    const p: Pending = { handler, timeoutMs: opts.timeoutMs ?? REPLY_TIMEOUT.command, onFail: opts.onFail };
+    const shown = opts.shown ?? line;
+    if (!this.pipelining && (this.pending.length > 0 || this.held.length > 0)) {
+      this.held.push({ line, shown, p });
+      return;
+    }
+    this.writeCommand(line, shown, p);
+  }
+
+  private writeCommand(line: string, shown: string, p: Pending): void {
+    this.onLine?.('out', shown);
+    this.pending.push(p);
+    if (this.pending.length === 1) this.armTimer();
+    this.bytesOut += line.length + 2;
+    this.socket.write(line + '\r\n', 'latin1');
+  }
+
+  private releaseHeld(): void {
+    while (this.held.length > 0 && this.pending.length === 0 && !this.closed) {
+      const h = this.held.shift()!;
+      this.writeCommand(h.line, h.shown, h.p);
+    }
+  }
+
+  request(line: string, opts: { shown?: string; timeoutMs?: number } = {}): Promise<SmtpReply> {
+    return new Promise((resolve, reject) => {
+      this.command(line, resolve, { ...opts, onFail: (reason) => reject(new DialError(reason, 'connect')) });
+    });
+  }
+
+  /** Wait for a reply without sending a command (the greeting, or the reply to end of DATA). */
+  expectReply(handler: ReplyHandler, timeoutMs: number, onFail?: (reason: string) => void): void {
+    this.pending.push({ handler, timeoutMs, onFail });
+    if (this.pending.length === 1) this.armTimer();
+  }
+
+  private expect(timeoutMs: number): Promise<SmtpReply> {
+    return new Promise((resolve, reject) => {
+      this.expectReply(resolve, timeoutMs, (reason) => reject(new DialError(reason, 'connect')));
+    });
+  }
+
+  /** Record what the upstream's EHLO reply offered (for PIPELINING, AUTH and the client's view). */
+  learnEhlo(reply: SmtpReply): void {
+    this.caps = parseEhlo(reply).caps;
+    this.pipelining = hasCap(this.caps, 'PIPELINING');
+  }
+
+  /** Message bytes; false means wait for 'drain'. */
+  writeData(buf: Buffer): boolean {
+    this.bytesOut += buf.length;
+    return this.socket.write(buf);
+  }
+
+  /** Commands written or held that still wait for a reply. */
+  get outstanding(): number {
+    return this.pending.length + this.held.length;
+  }
+
+  /** Polite end: QUIT, then close when the upstream answers or after a short grace. */
+  quit(): void {
+    if (this.closed) return;
+    this.command('QUIT', () => this.close(), { timeoutMs: 5_000, onFail: () => {} });
+    setTimeout(() => this.close(), 5_000).unref();
+  }
+
+  /** Close without another byte (e.g. the client vanished mid-DATA: no final dot may ever be sent). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.socket.destroy();
+  }
+}
+
+function oneLine(r: SmtpReply): string {
+  return `${r.code} ${r.lines.join(' / ')}`;
+}
