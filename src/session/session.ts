@@ -297,9 +297,11 @@ export class Session implements AuthContext {
 
   /** Read and dispatch buffered lines while the session is ready for them. */
   pump(): void {
-    while (this.syncWaits === 0 && this.queue.length < MAX_IN_FLIGHT) {
-      if (this.state !== 'command' && this.state !== 'auth') break;
-      if (this.state === 'auth' && !this.authLineWaiter) break;
+    while (this.queue.length < MAX_IN_FLIGHT) {
+      // In an AUTH exchange the next line is a SASL response, read only when the mode asks for one.
+      if (this.state === 'auth') {
+        if (!this.authLineWaiter) break;
+      } else if (this.state !== 'command' || this.syncWaits > 0) break;
       const max = this.state === 'auth' ? AUTH_LINE_MAX : this.listener.cfg.maxLineLength;
       const r = this.reader.next(max);
       if (!r) break;
@@ -569,6 +571,10 @@ export class Session implements AuthContext {
       // Keep reading the body to its end, then say 451: never 250 for a message the upstream did not take.
       this.summary.result = 'upstream-lost';
       this.upstreamLostInData = true;
+      if (this.pausedForBackpressure) {
+        this.pausedForBackpressure = false;
+        this.client.resume();
+      }
       return;
     }
     this.summary.result = 'upstream-lost';

@@ -33,6 +33,7 @@ interface Pending {
 }
 
 export class UpstreamClient {
+  /** Undefined until the TCP connection is up. */
   socket!: net.Socket | tls.TLSSocket;
   private parser = new ReplyParser();
   private pending: Pending[] = [];
@@ -62,6 +63,11 @@ export class UpstreamClient {
   async connect(): Promise<SmtpReply> {
     const t = this.target;
     let sock: net.Socket = await connectTcp(t.host, t.port, t.connectTimeoutMs);
+    if (this.closed) {
+      // The client left while we were dialling.
+      sock.destroy();
+      throw new DialError('client went away before the upstream answered', 'connect');
+    }
     if (t.tlsMode === 'implicit') {
       const up = await upgradeToTls(sock, t.tls, t.connectTimeoutMs);
       sock = up.socket;
@@ -156,7 +162,7 @@ export class UpstreamClient {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    this.socket.destroy();
+    this.socket?.destroy();
     const waiting = [...this.pending, ...this.held.map((h) => h.p)];
     this.pending = [];
     this.held = [];
@@ -239,16 +245,19 @@ export class UpstreamClient {
   /** Polite end: QUIT, then close when the upstream answers or after a short grace. */
   quit(): void {
     if (this.closed) return;
+    if (!this.socket) {
+      this.close();
+      return;
+    }
     this.command('QUIT', () => this.close(), { timeoutMs: 5_000, onFail: () => {} });
     setTimeout(() => this.close(), 5_000).unref();
   }
 
   /** Close without another byte (e.g. the client vanished mid-DATA: no final dot may ever be sent). */
   close(): void {
-    if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    this.socket.destroy();
+    this.socket?.destroy();
   }
 }
 
