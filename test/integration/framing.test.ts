@@ -1,0 +1,159 @@
+// Line framing and command hygiene (issue 2 scope items 5, 8, 10): what a hostile or broken client sends
+// is answered locally and never reaches the upstream; memory stays bounded; early talkers follow the policy.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from './harness/dialogue.js';
+import { startFakeUpstream, type FakeUpstream, type FakeConnection } from './harness/fake-upstream.js';
+import { startProxy, type ProxyHandle } from './harness/start-proxy.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function config(upstreamPort: number, listener: Record<string, unknown> = {}) {
+  return {
+    listeners: [{ name: 'framing', hostname: 'proxy.test', upstream: 'up', ...listener }],
+    upstreams: { up: { host: '127.0.0.1', port: upstreamPort } },
+  };
+}
+
+describe('framing and command hygiene', () => {
+  let up: FakeUpstream;
+  let slowGreeter: FakeUpstream;
+  let proxy: ProxyHandle;
+  let waitProxy: ProxyHandle;
+  let rejectProxy: ProxyHandle;
+
+  beforeAll(async () => {
+    [up, slowGreeter] = await Promise.all([
+      startFakeUpstream({ ehlo: ['PIPELINING', 'CHUNKING', 'BINARYMIME', 'XCLIENT NAME ADDR PROTO HELO', 'XFORWARD NAME ADDR', '8BITMIME'] }),
+      startFakeUpstream({ greetingDelayMs: 300 }),
+    ]);
+    [proxy, waitProxy, rejectProxy] = await Promise.all([
+      startProxy(config(up.port)),
+      startProxy(config(slowGreeter.port, { earlyTalker: 'wait' })),
+      startProxy(config(slowGreeter.port, { earlyTalker: 'reject' })),
+    ]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([proxy, waitProxy, rejectProxy].map((p) => p?.stop()));
+    await Promise.all([up, slowGreeter].map((u) => u?.stop()));
+  });
+
+  /** A session through `proxy` plus the upstream connection it opened. */
+  async function session() {
+    const before = up.connections.length;
+    const c = await connect(proxy.port);
+    const ehlo = await c.ehloDone();
+    const conn: FakeConnection = (await up.waitForConnections(before + 1))[before];
+    return { c, ehlo, conn };
+  }
+
+  it('a 600-octet command gets 500 5.5.2 Line too long and never reaches the upstream; the session goes on', async () => {
+    const { c, conn } = await session();
+    const long = 'NOOP ' + 'x'.repeat(595); // 600 octets + CRLF > 512
+    c.send(long);
+    await c.expect(/^500 5\.5\.2 Line too long\r\n$/);
+    c.send('NOOP');
+    await c.expect(/^250 2\.0\.0 Ok noop/);
+    expect(conn.commands.some((l) => l.includes('xxxx'))).toBe(false);
+    expect(conn.commands).toContain('NOOP');
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('a 10 MB line without LF keeps memory bounded and the session survives', async () => {
+    const { c, conn } = await session();
+    const chunk = Buffer.alloc(1024 * 1024, 0x41);
+    const rss0 = process.memoryUsage().rss;
+    let peak = rss0;
+    for (let i = 0; i < 10; i++) {
+      if (!c.socket.write(chunk)) await new Promise((r) => c.socket.once('drain', r));
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }
+    c.sendRaw('\r\nNOOP\r\n');
+    await c.expect(/^500 5\.5\.2 Line too long/, 10_000);
+    await c.expect(/^250 2\.0\.0 Ok noop/);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    // A proxy that buffered the line would hold >= 10 MB (and copies of it).
+    expect(peak - rss0).toBeLessThan(32 * 1024 * 1024);
+    expect(conn.commands).toEqual(['EHLO client.example.org', 'NOOP']);
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('EHLO hides CHUNKING, BINARYMIME, XCLIENT and XFORWARD from the client', async () => {
+    const { c, ehlo } = await session();
+    expect(ehlo.lines).toContain('PIPELINING');
+    expect(ehlo.lines).toContain('8BITMIME');
+    for (const hidden of ['CHUNKING', 'BINARYMIME', 'XCLIENT', 'XFORWARD']) {
+      expect(ehlo.lines.some((l) => l.startsWith(hidden))).toBe(false);
+    }
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('BDAT is refused with 503 and its chunk bytes are never executed as commands', async () => {
+    const { c, conn } = await session();
+    // The 12-byte chunk is itself a command line; executed, it would reach the upstream as VRFY.
+    c.sendRaw('BDAT 12 LAST\r\nVRFY smugl\r\nNOOP\r\n');
+    await c.expect(/^503 5\.5\.1 /);
+    await c.expect(/^250 2\.0\.0 Ok noop/);
+    // The same with the chunk arriving in a later write than the command.
+    c.sendRaw('BDAT 12\r\n');
+    await sleep(50);
+    c.sendRaw('VRFY smug2');
+    await sleep(50);
+    c.sendRaw('\r\nNOOP\r\n');
+    await c.expect(/^503 5\.5\.1 /);
+    await c.expect(/^250 2\.0\.0 Ok noop/);
+    expect(conn.commands.filter((l) => /VRFY|BDAT/.test(l))).toEqual([]);
+    expect(conn.commands.filter((l) => l === 'NOOP')).toHaveLength(2);
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('XCLIENT and XFORWARD from the client are refused and never reach the upstream', async () => {
+    const { c, conn } = await session();
+    c.send('XCLIENT ADDR=192.0.2.1 NAME=trusted.example');
+    await c.expect(/^5\d\d /);
+    c.send('XFORWARD ADDR=192.0.2.1');
+    await c.expect(/^5\d\d /);
+    c.send('NOOP');
+    await c.expect(/^250 /);
+    expect(conn.commands.filter((l) => /^X/i.test(l))).toEqual([]);
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('a command with a NUL or a bare CR is refused and never reaches the upstream', async () => {
+    const { c, conn } = await session();
+    c.sendRaw('NOOP a\0b\r\n');
+    await c.expect(/^501 /);
+    c.sendRaw('NOOP one\rRSET\r\n');
+    await c.expect(/^501 /);
+    c.send('NOOP');
+    await c.expect(/^250 /);
+    expect(conn.commands).toEqual(['EHLO client.example.org', 'NOOP']);
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('earlyTalker: wait — the greeting comes first, then the reply to the early command', async () => {
+    const c = await connect(waitProxy.port);
+    c.send('EHLO early.example.org'); // before the (300 ms late) greeting
+    const first = await c.reply();
+    expect(first.raw).toMatch(/^220 fake\.test/);
+    const second = await c.reply();
+    expect(second.raw).toMatch(/^250-fake\.test Hello early\.example\.org/);
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('earlyTalker: reject — 554 and close', async () => {
+    const c = await connect(rejectProxy.port);
+    c.send('EHLO early.example.org');
+    const r = await c.reply();
+    expect(r.raw).toMatch(/^554 /);
+    await c.closed();
+    expect(c.received).not.toMatch(/^220 /m);
+  });
+});
