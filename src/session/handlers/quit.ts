@@ -9,6 +9,14 @@ export const quit: CommandHandler = {
       s.reply(R.bye(), () => s.enterClosing());
       return;
     }
-    s.relay('QUIT', { sync: true, timeoutMs: 10_000, then: () => s.enterClosing() });
+    s.relay('QUIT', {
+      sync: true,
+      timeoutMs: 10_000,
+      // The upstream said goodbye: close our side now, so enterClosing() does not send it a second QUIT.
+      then: () => {
+        s.up.close();
+        s.enterClosing();
+      },
+    });
   },
 };

@@ -91,12 +91,16 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     let inFlight = 0;
     // Replies go out strictly in order, each after replyDelayMs.
     let chain: Promise<void> = Promise.resolve();
+    let endAfterReply = false;
     const answer = (text: string | null) => {
       if (text === null) return; // never answered: stays in flight
+      const end = endAfterReply;
+      endAfterReply = false;
       chain = chain.then(async () => {
         if (opts.replyDelayMs) await sleep(opts.replyDelayMs);
         inFlight--;
         conn.write(text.endsWith('\r\n') ? text : text + '\r\n');
+        if (end) sock.end();
       });
     };
     const greet = async () => {
@@ -152,7 +156,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
         case 'VRFY':
           return `252 2.0.0 ${arg}`;
         case 'QUIT':
-          setTimeout(() => sock.end(), 0);
+          endAfterReply = true;
           return '221 2.0.0 Bye';
         case 'AUTH': {
           const [mech, initial] = arg.split(' ');
