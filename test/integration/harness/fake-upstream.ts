@@ -8,6 +8,8 @@ export interface FakeUpstreamOptions {
   greeting?: string | null;
   /** Wait this long before greeting. */
   greetingDelayMs?: number;
+  /** Text of the first EHLO reply line. Default "fake.test Hello <client name>". */
+  ehloFirstLine?: string;
   /** EHLO capability lines after the first line, e.g. ['PIPELINING', 'AUTH LOGIN PLAIN']. */
   ehlo?: string[];
   /** Delay every reply by this long (a slow upstream; also exposes pipelining). */
@@ -135,7 +137,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       }
       switch (verb) {
         case 'EHLO':
-          return [`fake.test Hello ${arg}`, ...(opts.ehlo ?? ['PIPELINING', '8BITMIME'])]
+          return [opts.ehloFirstLine ?? `fake.test Hello ${arg}`, ...(opts.ehlo ?? ['PIPELINING', '8BITMIME'])]
             .map((text, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${text}`)
             .join('\r\n');
         case 'HELO':
