@@ -14,6 +14,10 @@ const commands: Record<string, Command> = {
     summary: 'compute SASL client lines by hand: mailshim sasl cram-md5 USER PASSWORD CHALLENGE_B64',
     load: () => import('./cli/sasl.js'),
   },
+  probe: {
+    summary: 'what a mail server accepts (TLS versions, certificate, EHLO, AUTH): mailshim probe HOST[:PORT]',
+    load: () => import('./cli/probe.js'),
+  },
 };
 
 function usage(): string {

@@ -672,8 +672,8 @@ function isLoopback(host: string): boolean {
 export function warnings(cfg: Config): string[] {
   const out: string[] = [];
   const portMismatch = (who: string, mode: string, port: number) => {
-    if (mode === 'implicit' && port === 587) {
-      out.push(`${who}: implicit TLS on port 587, where clients expect STARTTLS (RFC 8314 puts implicit TLS on 465)`);
+    if (mode === 'implicit' && (port === 587 || port === 25)) {
+      out.push(`${who}: implicit TLS on port ${port}, where clients expect STARTTLS (RFC 8314 puts implicit TLS on 465)`);
     }
     if (mode === 'starttls' && port === 465) {
       out.push(`${who}: STARTTLS on port 465, where clients expect implicit TLS (RFC 8314)`);

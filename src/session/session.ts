@@ -10,7 +10,8 @@ import { formatReply } from '../protocol/reply.js';
 import * as R from '../protocol/replies.js';
 import { parseCommand } from '../protocol/command.js';
 import { UpstreamClient, REPLY_TIMEOUT } from '../upstream/upstream-client.js';
-import { DialError, tlsInfo, describeTlsError } from '../upstream/dial.js';
+import { DialError } from '../upstream/dial.js';
+import { acceptClientTls, type ClientTlsError } from '../listener/tls-context.js';
 import type { SmtpReply } from '../types.js';
 import type { EventBus } from '../observe/bus.js';
 import type { SessionEvent, SessionSummary, TlsInfo } from '../observe/events.js';
@@ -207,35 +208,33 @@ export class Session implements AuthContext {
   upgradeClientTls(): void {
     this.enter('tls');
     const raw = this.detachClient();
-    const started = performance.now();
-    const sock = new tls.TLSSocket(raw, { isServer: true, ...this.listener.tlsServer!.options });
-    const fail = (reason: string) => {
-      if (this.state !== 'tls') return;
-      this.emit({ type: 'link.tls-failed', sid: this.sid, side: 'client', reason });
-      this.summary.result = 'error';
-      this.summary.reason = `client TLS handshake failed: ${reason}`;
-      sock.destroy();
-      this.end();
-    };
-    sock.setTimeout(this.listener.cfg.timeouts.command, () => fail('handshake timed out'));
-    sock.once('error', (err: NodeJS.ErrnoException) => fail(describeTlsError(err)));
-    sock.once('close', () => fail('connection closed during the handshake'));
-    sock.once('secure', () => {
-      sock.removeAllListeners('error');
-      sock.removeAllListeners('close');
-      sock.removeAllListeners('timeout');
-      this.clientTls = tlsInfo(sock, performance.now() - started);
-      this.clientCertUser = verifiedCertUser(sock);
-      this.emit({ type: 'link.tls', sid: this.sid, side: 'client', tls: this.clientTls });
-      // RFC 3207 4.2: discard all knowledge obtained from the client before TLS.
-      this.helo = undefined;
-      this.heloVerb = undefined;
-      this.authUser = undefined;
-      this.tx = undefined;
-      this.enter('command');
-      this.reattachClient(sock);
-      this.pump();
-    });
+    acceptClientTls(raw, this.listener.tlsServer!, this.listener.cfg.timeouts.command).then(
+      (c) => {
+        if (this.state !== 'tls') {
+          c.socket.destroy();
+          return;
+        }
+        this.clientTls = c.info;
+        this.clientCertUser = c.certUser;
+        this.emit({ type: 'link.tls', sid: this.sid, side: 'client', tls: this.clientTls });
+        // RFC 3207 4.2: discard all knowledge obtained from the client before TLS.
+        this.helo = undefined;
+        this.heloVerb = undefined;
+        this.authUser = undefined;
+        this.tx = undefined;
+        this.enter('command');
+        this.reattachClient(c.socket);
+        this.pump();
+      },
+      (err: ClientTlsError) => {
+        if (this.state !== 'tls') return;
+        // The ClientHello tells the owner which protocol the device tried (FIELD-NOTES 1).
+        this.emit({ type: 'link.tls-failed', sid: this.sid, side: 'client', reason: err.reason, offered: err.offered });
+        this.summary.result = 'error';
+        this.summary.reason = `client TLS handshake failed: ${err.reason}`;
+        this.end();
+      },
+    );
   }
 
   private onClientData = (chunk: Buffer): void => {

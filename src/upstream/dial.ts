@@ -69,7 +69,7 @@ export function upgradeToTls(socket: net.Socket, opts: UpstreamTlsOptions, timeo
       const info = tlsInfo(s, performance.now() - started);
       if (opts.verify) {
         let problem: string | undefined;
-        if (!s.authorized) problem = `certificate not trusted: ${String(s.authorizationError)}`;
+        if (!s.authorized) problem = `certificate not trusted: ${describeCertError(s.authorizationError)}`;
         else {
           const idErr = tls.checkServerIdentity(opts.servername, s.getPeerCertificate());
           if (idErr) problem = `certificate name mismatch: ${idErr.message}`;
@@ -88,6 +88,33 @@ export function upgradeToTls(socket: net.Socket, opts: UpstreamTlsOptions, timeo
       reject(new DialError(`TLS handshake failed: ${describeTlsError(err)}`, 'tls'));
     });
   });
+}
+
+// Node reports a failed verification as OpenSSL's code name (authorizationError: 'CERT_HAS_EXPIRED');
+// the log shows OpenSSL's own words, which is what owners search for.
+const CERT_ERRORS: Record<string, string> = {
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+  CERT_REVOKED: 'certificate revoked',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in certificate chain',
+  UNABLE_TO_GET_ISSUER_CERT: 'unable to get issuer certificate',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unable to get local issuer certificate',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unable to verify the first certificate',
+  UNABLE_TO_GET_CRL: 'unable to get certificate CRL',
+  CRL_HAS_EXPIRED: 'CRL has expired',
+  CERT_SIGNATURE_FAILURE: 'certificate signature failure',
+  CERT_UNTRUSTED: 'certificate not trusted',
+  CERT_REJECTED: 'certificate rejected',
+  INVALID_PURPOSE: 'unsupported certificate purpose',
+  INVALID_CA: 'invalid CA certificate',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'certificate name mismatch',
+};
+
+/** "certificate has expired (CERT_HAS_EXPIRED)" from Node's authorizationError code. */
+export function describeCertError(code: Error | string | null | undefined): string {
+  const c = code instanceof Error ? ((code as NodeJS.ErrnoException).code ?? code.message) : String(code ?? 'unknown');
+  return CERT_ERRORS[c] ? `${CERT_ERRORS[c]} (${c})` : c;
 }
 
 /** "TLS alert protocol_version" rather than OpenSSL's long routine strings. */
