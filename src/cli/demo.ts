@@ -10,7 +10,6 @@ import { pino } from 'pino';
 import selfsigned from 'selfsigned';
 import { App } from '../app.js';
 import { parseConfig, ConfigError } from '../config/load.js';
-import type { Config } from '../config/schema.js';
 import { DemoProvider, type ReceivedMessage } from '../demo/provider.js';
 import { runDevice, type DeviceResult } from '../demo/device.js';
 import { TranscriptPrinter, styleFor, colours, plain, type Style } from '../demo/transcript-printer.js';
@@ -105,8 +104,6 @@ class Demo {
     provider: process.env.PROVIDER_PASSWORD || randomBytes(9).toString('base64url'),
     phone: randomBytes(9).toString('base64url'),
   };
-  /** Which doorphone story the engine can tell: the whole one, or TLS bridging with AUTH passed through. */
-  private authStory: 'local' | 'passthrough' = 'local';
 
   constructor(
     private readonly s: Style,
@@ -154,15 +151,7 @@ class Demo {
         this.printer?.observer(ev);
       },
     ];
-    try {
-      this.app = await App.start(cfg, { logger, observers });
-    } catch (err) {
-      // Staging: auth.mode local is being finished; until it lands, tell the story the engine supports.
-      if (!(err instanceof Error) || !/auth\.mode local/i.test(err.message)) throw err;
-      this.authStory = 'passthrough';
-      this.warnings = [];
-      this.app = await App.start(withoutLocalAuth(cfg), { logger, observers });
-    }
+    this.app = await App.start(cfg, { logger, observers });
   }
 
   private mailshimCa = '';
@@ -192,19 +181,11 @@ class Demo {
 
   async doorphone(): Promise<boolean> {
     const s = this.s;
-    const full = this.authStory === 'local';
     this.heading('mailshim demo: the doorphone and the provider that moved on (FIELD-NOTES section 1)');
-    this.item(`device    a doorphone: STARTTLS with TLS 1.0 only, AUTH ${full ? 'CRAM-MD5 only' : 'PLAIN'}`);
+    this.item('device    a doorphone: STARTTLS with TLS 1.0 only, AUTH CRAM-MD5 only');
     this.item('provider  built in, 127.0.0.1: STARTTLS with TLS 1.2+ only, AUTH PLAIN/LOGIN, certificate verified by mailshim');
     this.item('mailshim  in-process with config/demo.yaml, listener "doorphone"');
-    if (!full) {
-      this.out(
-        `  ${s.note('story: TLS bridging only.')} auth.mode local is not in this build yet, so the device logs in with\n` +
-          `  AUTH PLAIN as the provider account and mailshim passes the exchange through (auth.mode passthrough).\n`,
-      );
-    } else {
-      this.out(`  ${s.note('story: the whole one.')} TLS 1.0 + CRAM-MD5 in, TLS 1.2+ + AUTH PLAIN out (auth.mode local).\n`);
-    }
+    this.out(`  ${s.note('mailshim:')} TLS 1.0 + CRAM-MD5 in, TLS 1.2+ + AUTH PLAIN out (auth.mode local).\n`);
     for (const w of this.warnings) this.item(s.dim(`mailshim warns at start: ${w}`));
 
     // Without mailshim: the device's TLS 1.0 ClientHello meets a TLS 1.2+ server.
@@ -227,9 +208,9 @@ class Demo {
       ...this.doorphoneDevice(),
       host,
       port,
-      ...(full
-        ? { mechanisms: ['CRAM-MD5'], user: DOORPHONE_USER, password: this.secrets.doorphone }
-        : { mechanisms: ['PLAIN'], user: PROVIDER_USER, password: this.secrets.provider }),
+      mechanisms: ['CRAM-MD5'],
+      user: DOORPHONE_USER,
+      password: this.secrets.doorphone,
     });
     await this.sessionsEnded(eventsFrom);
     this.printer = undefined;
@@ -254,7 +235,6 @@ class Demo {
       : `provider: ${upstreamTls ?? 'no TLS'}`;
     const verdict = problems.length === 0 ? s.good('delivered') : s.bad('NOT delivered');
     this.item(`${deviceSide} -> mailshim -> ${providerSide}: ${verdict}`);
-    this.item(s.dim(full ? 'story: full doorphone story (auth.mode local)' : 'story: TLS bridging with AUTH passed through (auth.mode local not available yet)'));
     for (const p of problems) this.item(s.bad(`problem: ${p}`));
     return problems.length === 0;
   }
@@ -347,14 +327,6 @@ class Demo {
       for (const l of m.data.toString('utf8').replace(/\r\n$/, '').split('\r\n')) this.item(this.s.dim('| ') + l);
     }
   }
-}
-
-/** The doorphone story without auth.mode local: the listener passes AUTH through to the provider. */
-function withoutLocalAuth(cfg: Config): Config {
-  return {
-    ...cfg,
-    listeners: cfg.listeners.map((l) => (l.auth.mode === 'local' ? { ...l, auth: { ...l.auth, mode: 'passthrough', users: [] } } : l)),
-  };
 }
 
 function lastTls(events: SessionEvent[], side: 'client' | 'upstream'): string | undefined {
