@@ -1,0 +1,502 @@
+// Session capture: one JSON Lines file per session in capture.dir, named `<UTC start>-<sid>.jsonl`.
+// Every line is one record with `t`, milliseconds since the session started (monotonic clock), and a
+// `type` from the event vocabulary (session.start, link.*, protocol, rewrite, auth, tx.*, data, timeout,
+// session.end). Lines arrive already redacted by the session; the SaslScrubber masks again anything that
+// answers a 334, so a mode that forgets still leaks nothing.
+//
+// Writing never blocks a session: records go into a bounded in-memory queue drained by one async worker.
+// When the queue is full or the disk refuses a write, records are dropped, counted, and one log line says
+// so (and one more when writing works again). Retention (capture.maxFiles / capture.maxBytes) deletes the
+// oldest finished files first.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Leg, CapabilityChange } from '../types.js';
+import type { EventBus } from './bus.js';
+import type { Observer, SessionEvent, SessionSummary, TlsInfo } from './events.js';
+import type { Logger } from './log.js';
+import { SaslScrubber, shownUser } from './redact.js';
+import { hintForReply, hintForTls } from './hints.js';
+
+export type BodyCapture = 'none' | 'headers' | 'full';
+
+export interface CaptureOptions {
+  dir: string;
+  body: BodyCapture;
+  bodyMaxBytes: number;
+  maxFiles: number;
+  maxBytes: number;
+  redactUsernames: boolean;
+}
+
+/** One line of a transcript file. */
+export type CaptureRecord = { t: number } & (
+  | { type: 'session.start'; at: string; sid: string; listener: string; client: string; clientPort: number; proxiedFrom?: string; local?: string; detail?: 'full' }
+  | { type: 'link.connect'; side: 'upstream'; host: string; port: number; ms: number }
+  | { type: 'link.tls'; side: 'client' | 'upstream'; tls: TlsInfo }
+  | { type: 'link.tls-failed'; side: 'client' | 'upstream'; reason: string; hint?: string }
+  | { type: 'protocol'; leg: Leg; line: string; note?: string; hint?: string }
+  | { type: 'rewrite'; before: string[]; after: string[]; changes: CapabilityChange[] }
+  | { type: 'auth'; side: 'client' | 'upstream'; mechanism: string; mode: string; user?: string; result: string; code?: number; reason?: string }
+  | { type: 'tx.begin'; from: string }
+  | { type: 'data'; size: number; captured: BodyCapture; text?: string; truncated?: boolean }
+  | { type: 'tx.commit' | 'tx.rollback'; size: number; from: string; recipients: string[]; code: number; reply: string; messageId?: string }
+  | { type: 'timeout'; side: 'client' | 'upstream' }
+  | { type: 'session.end'; summary: SessionSummary }
+  | { type: 'capture.gap'; dropped: number }
+);
+
+/** Records the queue may hold before it drops (bytes of JSON text). */
+const QUEUE_MAX_BYTES = 8 * 1024 * 1024;
+
+interface Live {
+  sid: string;
+  file: string;
+  t0: number;
+  body: BodyCapture;
+  scrub: SaslScrubber;
+  /** Body bytes seen in the current message, and the captured prefix. */
+  dataSize: number;
+  dataParts: Buffer[];
+  dataKept: number;
+  dataDone: boolean;
+  dataTruncated: boolean;
+  messageId: string | undefined;
+  dropped: number;
+}
+
+interface Job {
+  file: string;
+  sid: string;
+  text: string;
+  /** This job closes the file (session.end): retention may consider it afterwards. */
+  last?: boolean;
+}
+
+export interface CaptureStats {
+  sessions: number;
+  records: number;
+  dropped: number;
+  writeErrors: number;
+  deletedFiles: number;
+}
+
+export class TranscriptWriter {
+  readonly stats: CaptureStats = { sessions: 0, records: 0, dropped: 0, writeErrors: 0, deletedFiles: 0 };
+  /** SIGUSR1: full body capture for sessions that start from now on. */
+  fullDetail = false;
+  private readonly live = new Map<string, Live>();
+  private queue: Job[] = [];
+  private queuedBytes = 0;
+  private running: Promise<void> | undefined;
+  private failing = false;
+  /** Finished files, oldest first, with their sizes (for retention). */
+  private finished: { file: string; bytes: number }[] = [];
+  private finishedBytes = 0;
+  private readonly sizes = new Map<string, number>();
+  private bus: EventBus | undefined;
+
+  private constructor(
+    readonly opts: CaptureOptions,
+    private readonly log?: Logger,
+  ) {}
+
+  /** Create the directory (private: transcripts hold addresses, usernames and mail headers) and learn what is already there. */
+  static async start(opts: CaptureOptions, log?: Logger): Promise<TranscriptWriter> {
+    await fsp.mkdir(opts.dir, { recursive: true, mode: 0o700 });
+    const w = new TranscriptWriter(opts, log);
+    for (const name of (await fsp.readdir(opts.dir)).filter(isTranscriptName).sort()) {
+      const file = path.join(opts.dir, name);
+      const st = await fsp.stat(file).catch(() => undefined);
+      if (!st) continue;
+      w.finished.push({ file, bytes: st.size });
+      w.finishedBytes += st.size;
+    }
+    return w;
+  }
+
+  /** Register on the bus; DATA chunks are asked for only when bodies are captured. */
+  attach(bus: EventBus): () => void {
+    this.bus = bus;
+    return bus.add(this.observer, { data: this.opts.body !== 'none' });
+  }
+
+  /** Toggle full-detail capture (bodies up to capture.bodyMaxBytes) for new sessions; returns the new state. */
+  toggleFullDetail(): boolean {
+    this.fullDetail = !this.fullDetail;
+    // The bus only emits DATA chunks once someone asked; it never needs to stop (observers ignore them).
+    if (this.fullDetail && this.bus) this.bus.wantsData = true;
+    return this.fullDetail;
+  }
+
+  readonly observer: Observer = (ev) => {
+    // Our own drop reports (for metrics) must not re-enter the writer.
+    if (ev.type === 'capture.dropped' || ev.type === 'auth.lockout') return;
+    if (ev.type === 'session.start') {
+      this.open(ev);
+      return;
+    }
+    const sid = ev.type === 'session.end' ? ev.summary.sid : ev.sid;
+    let s = this.live.get(sid);
+    if (!s) {
+      // A client TLS failure on an implicit-TLS listener happens before any session: give it its own file.
+      if (ev.type !== 'link.tls-failed') return;
+      s = this.open({ type: 'session.start', sid, listener: ev.listener ?? '?', client: ev.client ?? '?', clientPort: 0 });
+      this.onEvent(s, ev);
+      this.close(s);
+      return;
+    }
+    this.onEvent(s, ev);
+    if (ev.type === 'session.end') this.close(s);
+  };
+
+  private open(ev: Extract<SessionEvent, { type: 'session.start' }>): Live {
+    const at = new Date();
+    const stamp = at.toISOString().replace(/[-:]/g, '');
+    const body: BodyCapture = this.fullDetail ? 'full' : this.opts.body;
+    const s: Live = {
+      sid: ev.sid,
+      file: path.join(this.opts.dir, `${stamp}-${ev.sid}.jsonl`),
+      t0: performance.now(),
+      body,
+      scrub: new SaslScrubber(this.opts.redactUsernames),
+      dataSize: 0,
+      dataParts: [],
+      dataKept: 0,
+      dataDone: false,
+      dataTruncated: false,
+      messageId: undefined,
+      dropped: 0,
+    };
+    this.live.set(ev.sid, s);
+    this.stats.sessions++;
+    this.put(s, {
+      t: 0,
+      type: 'session.start',
+      at: at.toISOString(),
+      sid: ev.sid,
+      listener: ev.listener,
+      client: ev.client,
+      clientPort: ev.clientPort,
+      ...(ev.proxiedFrom ? { proxiedFrom: ev.proxiedFrom } : {}),
+      ...(ev.local ? { local: ev.local } : {}),
+      ...(this.fullDetail ? { detail: 'full' as const } : {}),
+    });
+    return s;
+  }
+
+  private close(s: Live): void {
+    this.live.delete(s.sid);
+    this.enqueue({ file: s.file, sid: s.sid, text: '', last: true });
+  }
+
+  private onEvent(s: Live, ev: SessionEvent): void {
+    if (ev.type === 'tx.data') {
+      this.onData(s, ev.chunk);
+      return;
+    }
+    // The body ends before anything else happens in the session (the upstream answers only after the dot).
+    if (s.dataSize > 0 || s.dataParts.length > 0) this.flushData(s);
+    const t = Math.round((performance.now() - s.t0) * 10) / 10;
+    switch (ev.type) {
+      case 'protocol': {
+        const line = s.scrub.scrub(ev.leg, ev.line, ev.note);
+        const final = /^\d{3}( |$)/.test(line);
+        const hint = final && (ev.leg === 'upstream->proxy' || ev.leg === 'proxy->client') ? hintForReply(line) : undefined;
+        this.put(s, { t, type: 'protocol', leg: ev.leg, line, ...(ev.note && line === ev.line ? { note: ev.note } : {}), ...(hint ? { hint } : {}) });
+        break;
+      }
+      case 'link.connect':
+        this.put(s, { t, type: ev.type, side: ev.side, host: ev.host, port: ev.port, ms: ev.ms });
+        break;
+      case 'link.tls':
+        this.put(s, { t, type: ev.type, side: ev.side, tls: ev.tls });
+        break;
+      case 'link.tls-failed': {
+        const hint = hintForTls(ev.reason);
+        this.put(s, { t, type: ev.type, side: ev.side, reason: ev.reason, ...(hint ? { hint } : {}) });
+        break;
+      }
+      case 'rewrite':
+        this.put(s, { t, type: ev.type, before: ev.before, after: ev.after, changes: ev.changes });
+        break;
+      case 'auth': {
+        const user = shownUser(ev.user, this.opts.redactUsernames);
+        this.put(s, { t, type: ev.type, side: ev.side, mechanism: ev.mechanism, mode: ev.mode, ...(user !== undefined ? { user } : {}), result: ev.result, ...(ev.code !== undefined ? { code: ev.code } : {}), ...(ev.reason ? { reason: ev.reason } : {}) });
+        break;
+      }
+      case 'tx.begin':
+        s.messageId = undefined;
+        this.put(s, { t, type: ev.type, from: ev.from });
+        break;
+      case 'tx.commit':
+      case 'tx.rollback':
+        this.put(s, {
+          t,
+          type: ev.type,
+          size: ev.size,
+          from: ev.from,
+          recipients: ev.recipients,
+          code: ev.code,
+          reply: ev.reply,
+          ...(s.messageId ? { messageId: s.messageId } : {}),
+        });
+        s.messageId = undefined;
+        break;
+      case 'timeout':
+        this.put(s, { t, type: ev.type, side: ev.side });
+        break;
+      case 'session.end':
+        this.put(s, { t, type: ev.type, summary: { ...ev.summary, authUser: shownUser(ev.summary.authUser, this.opts.redactUsernames) } });
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onData(s: Live, chunk: Buffer): void {
+    s.dataSize += chunk.length;
+    if (s.body === 'none' || s.dataDone) return;
+    const room = this.opts.bodyMaxBytes - s.dataKept;
+    if (room <= 0) {
+      s.dataTruncated = true;
+      s.dataDone = true;
+      return;
+    }
+    let part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (chunk.length > room) s.dataTruncated = true;
+    if (s.body === 'headers') {
+      // Keep only the header section: up to and including the first empty line.
+      const seen = Buffer.concat([...s.dataParts, part]);
+      const end = seen.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        part = part.subarray(0, Math.max(0, end + 4 - s.dataKept));
+        s.dataDone = true;
+      }
+    }
+    // Copy: the session reuses nothing, but a chunk may be a view into a larger buffer.
+    s.dataParts.push(Buffer.from(part));
+    s.dataKept += part.length;
+  }
+
+  private flushData(s: Live): void {
+    const captured = Buffer.concat(s.dataParts);
+    const text = captured.toString('latin1');
+    s.messageId = messageIdOf(text);
+    this.put(s, {
+      t: Math.round((performance.now() - s.t0) * 10) / 10,
+      type: 'data',
+      size: s.dataSize,
+      captured: s.body,
+      ...(s.body !== 'none' ? { text } : {}),
+      ...(s.dataTruncated ? { truncated: true } : {}),
+    });
+    s.dataSize = 0;
+    s.dataParts = [];
+    s.dataKept = 0;
+    s.dataDone = false;
+    s.dataTruncated = false;
+  }
+
+  private put(s: Live, rec: CaptureRecord): void {
+    if (s.dropped > 0 && this.queuedBytes < QUEUE_MAX_BYTES / 2) {
+      const gap: CaptureRecord = { t: rec.t, type: 'capture.gap', dropped: s.dropped };
+      s.dropped = 0;
+      this.enqueue({ file: s.file, sid: s.sid, text: JSON.stringify(gap) + '\n' });
+    }
+    const text = JSON.stringify(rec) + '\n';
+    if (this.queuedBytes + text.length > QUEUE_MAX_BYTES) {
+      s.dropped++;
+      this.drop(1, 'the capture queue is full', s.sid);
+      return;
+    }
+    this.stats.records++;
+    this.enqueue({ file: s.file, sid: s.sid, text });
+  }
+
+  private enqueue(job: Job): void {
+    this.queue.push(job);
+    this.queuedBytes += job.text.length;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = this.drain().finally(() => {
+      this.running = undefined;
+      // Jobs queued between the worker's last look and here.
+      if (this.queue.length > 0) this.kick();
+    });
+  }
+
+  private drop(n: number, why: string, sid: string): void {
+    this.stats.dropped += n;
+    this.bus?.emit({ type: 'capture.dropped', sid, reason: 'write-error' });
+    if (!this.failing) {
+      this.failing = true;
+      this.log?.error({ dir: this.opts.dir, reason: why }, 'capture: transcripts are being dropped (sessions go on)');
+    }
+  }
+
+  /** One worker: batches jobs per file so a busy session costs one append per batch. */
+  private async drain(): Promise<void> {
+    for (let rounds = 0; this.queue.length > 0 && rounds < 1_000_000; rounds++) {
+      const jobs = this.queue;
+      this.queue = [];
+      const byFile = new Map<string, { text: string; records: number; last: boolean; sid: string }>();
+      for (const j of jobs) {
+        this.queuedBytes -= j.text.length;
+        if (!j.file) continue;
+        const b = byFile.get(j.file) ?? { text: '', records: 0, last: false, sid: j.sid };
+        b.text += j.text;
+        if (j.text) b.records++;
+        b.last ||= Boolean(j.last);
+        byFile.set(j.file, b);
+      }
+      for (const [file, b] of byFile) {
+        if (b.text) {
+          try {
+            await fsp.appendFile(file, b.text, { mode: 0o600 });
+            this.sizes.set(file, (this.sizes.get(file) ?? 0) + Buffer.byteLength(b.text));
+            if (this.failing) {
+              this.failing = false;
+              this.log?.info({ dir: this.opts.dir }, 'capture: writing transcripts again');
+            }
+          } catch (err) {
+            this.stats.writeErrors++;
+            this.drop(b.records, (err as NodeJS.ErrnoException).code ?? String(err), b.sid);
+          }
+        }
+        if (b.last) {
+          const bytes = this.sizes.get(file) ?? 0;
+          this.sizes.delete(file);
+          if (bytes > 0) {
+            this.finished.push({ file, bytes });
+            this.finishedBytes += bytes;
+          }
+          await this.retain();
+        }
+      }
+    }
+  }
+
+  /** Delete the oldest finished transcripts until both limits hold. */
+  private async retain(): Promise<void> {
+    const { maxFiles, maxBytes } = this.opts;
+    for (let guard = 0; guard < 100_000 && this.finished.length > 0; guard++) {
+      const liveCount = this.live.size;
+      const overFiles = this.finished.length + liveCount > maxFiles;
+      if (!overFiles && this.finishedBytes <= maxBytes) break;
+      const oldest = this.finished.shift()!;
+      this.bus?.emit({ type: 'capture.dropped', sid: sidOfFile(oldest.file), reason: overFiles ? 'max-files' : 'max-bytes' });
+      this.finishedBytes -= oldest.bytes;
+      try {
+        await fsp.unlink(oldest.file);
+        this.stats.deletedFiles++;
+      } catch {
+        // Already gone (an operator cleaned up): nothing to do.
+      }
+    }
+  }
+
+  /** Wait until everything queued so far is on disk (shutdown, tests). */
+  async flush(): Promise<void> {
+    for (let i = 0; i < 1000 && (this.running || this.queue.length > 0); i++) await (this.running ?? Promise.resolve());
+  }
+}
+
+/** `Message-ID:` from a header section (folded headers unfolded). */
+export function messageIdOf(text: string): string | undefined {
+  const end = text.indexOf('\r\n\r\n');
+  const head = (end >= 0 ? text.slice(0, end) : text).replace(/\r\n[ \t]+/g, ' ');
+  const m = /^message-id:[ \t]*(.+)$/im.exec(head);
+  return m ? m[1].trim() : undefined;
+}
+
+// --- reading -------------------------------------------------------------------------------------
+
+function sidOfFile(file: string): string {
+  return path.basename(file).replace(/^.*?Z-|\.jsonl$/g, '');
+}
+
+export function isTranscriptName(name: string): boolean {
+  return /^\d{8}T\d{6}\.\d{3}Z-[^/]+\.jsonl$/.test(name);
+}
+
+/** Parse a transcript file; a torn last line (a session still being written) is skipped. */
+export function parseRecords(text: string): CaptureRecord[] {
+  const out: CaptureRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      out.push(JSON.parse(line) as CaptureRecord);
+    } catch {
+      // Partial line at the end of a live file.
+    }
+  }
+  return out;
+}
+
+export function readRecords(file: string): CaptureRecord[] {
+  return parseRecords(fs.readFileSync(file, 'latin1'));
+}
+
+export interface SessionInfo {
+  sid: string;
+  file: string;
+  at: Date;
+  listener: string;
+  client: string;
+  proxiedFrom?: string;
+  user?: string;
+  authResult?: string;
+  messages: number;
+  rejected: number;
+  result: string;
+  reason?: string;
+  durationMs?: number;
+  failed: boolean;
+  /** The last failing reply or TLS failure, for one-line summaries. */
+  problem?: string;
+}
+
+/** What `trace list` shows about one transcript. */
+export function sessionInfo(file: string, records: CaptureRecord[]): SessionInfo {
+  const start = records.find((r) => r.type === 'session.start') as Extract<CaptureRecord, { type: 'session.start' }> | undefined;
+  const end = records.find((r) => r.type === 'session.end') as Extract<CaptureRecord, { type: 'session.end' }> | undefined;
+  const info: SessionInfo = {
+    sid: start?.sid ?? sidOfFile(file),
+    file,
+    at: new Date(start?.at ?? 0),
+    listener: start?.listener ?? '?',
+    client: start?.client ?? '?',
+    proxiedFrom: start?.proxiedFrom,
+    messages: 0,
+    rejected: 0,
+    result: end ? end.summary.result : 'open',
+    reason: end?.summary.reason,
+    durationMs: end?.summary.durationMs,
+    failed: false,
+  };
+  for (const r of records) {
+    if (r.type === 'auth') {
+      if (r.user) info.user = r.user;
+      info.authResult = r.result;
+      if (r.result !== 'ok') info.failed = true;
+    } else if (r.type === 'tx.commit') info.messages++;
+    else if (r.type === 'tx.rollback') {
+      info.rejected++;
+      info.failed = true;
+      info.problem = `${r.code} ${r.reply}`;
+    } else if (r.type === 'link.tls-failed') {
+      info.failed = true;
+      info.problem = `TLS (${r.side}): ${r.reason}`;
+      if (!end) info.result = 'tls-failed';
+    } else if (r.type === 'protocol' && r.leg === 'upstream->proxy' && /^[45]\d\d /.test(r.line)) {
+      info.problem = r.line;
+    }
+  }
+  if (end?.summary.authUser && end.summary.authUser !== '(passthrough)') info.user ??= end.summary.authUser;
+  if (end && !['ok', 'client-closed'].includes(end.summary.result)) info.failed = true;
+  return info;
+}
