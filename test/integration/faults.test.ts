@@ -130,6 +130,28 @@ describe('faults', () => {
     await c.closed();
   });
 
+  it('clients that hang up at once (health checks, scanners) leave mailshim serving', async () => {
+    const net = await import('node:net');
+    const ended = viaNormal.ended().length;
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        new Promise<void>((resolve) => {
+          const s = net.connect({ host: '127.0.0.1', port: viaNormal.port });
+          // Half of them close before even the TCP handshake completes on our side.
+          if (i % 2 === 0) s.destroy();
+          else s.once('connect', () => s.destroy());
+          s.once('close', () => resolve());
+          s.once('error', () => resolve());
+        }),
+      ),
+    );
+    await viaNormal.waitForSessionEnd(ended + 15);
+    const c = await connect(viaNormal.port);
+    await c.ehloDone();
+    c.send('QUIT');
+    await c.expect(/^221 /);
+  });
+
   it('upstream never answers RCPT: the client gets a 4xx, not 250', async () => {
     const c = await connect(viaSilent.port);
     await c.ehloDone();
