@@ -120,6 +120,11 @@ export function analyse(r: Facts): { findings: string[]; verdict: string; sugges
 
 const q = (s: string) => JSON.stringify(s);
 
+/** The server already suits a TLS 1.0 device: it takes TLS 1.0 with a certificate that verifies. */
+function fine(r: Facts): boolean {
+  return tlsTested(r) && r.tls.TLSv1.accepted && r.certificate !== null && r.certificate.verified;
+}
+
 /** A config for a mailshim in front of this server, for a device that speaks TLS 1.0 and CRAM-MD5. */
 export function suggestConfig(r: Facts, authLocal: boolean): string {
   const t = r.target;
@@ -129,6 +134,7 @@ export function suggestConfig(r: Facts, authLocal: boolean): string {
   const upMin: TlsVersionName = r.tls['TLSv1.2'].accepted || r.tls['TLSv1.3'].accepted ? (r.tls['TLSv1.2'].accepted ? 'TLSv1.2' : 'TLSv1.3') : (low ?? 'TLSv1.2');
   const mechs = offeredMechanisms(r) ?? [];
   const lines = [
+    ...(authLocal || !fine(r) ? [] : ['# Not needed for a TLS 1.0 / CRAM-MD5 device (see the verdict); shown for reference.']),
     `# Suggested by mailshim probe for ${t.host}:${t.port}. Set DEVICE_PASSWORD and UPSTREAM_PASSWORD in the`,
     '# environment, put the listener certificate in tls/, and narrow clients.allow to the device network.',
     'listeners:',
