@@ -35,11 +35,6 @@ function secretForms(user: string, password: string): string[] {
   return [password, b64(password), b64(`\0${user}\0${password}`), b64(`${user}\0${user}\0${password}`)];
 }
 
-beforeAll(async () => {
-  // The demo is what `npm ci` builds; test what a user would run.
-  await exec('npm', ['run', 'build'], { cwd: ROOT, timeout: 180_000 });
-}, 200_000);
-
 describe('mailshim demo', () => {
   let run: Run;
   beforeAll(async () => {
