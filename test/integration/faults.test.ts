@@ -44,6 +44,12 @@ describe('faults', () => {
   let viaNormal: ProxyHandle;
   let viaSilent: ProxyHandle;
   let unreachable: ProxyHandle;
+  let quitter: FakeUpstream;
+  let garbler: FakeUpstream;
+  let refuser: FakeUpstream;
+  let viaQuitter: ProxyHandle;
+  let viaGarbler: ProxyHandle;
+  let viaRefuser: ProxyHandle;
 
   beforeAll(async () => {
     const closedPort = await freePort();
@@ -51,6 +57,29 @@ describe('faults', () => {
       startFakeUpstream({ dropAfterBodyBytes: 2000 }),
       startFakeUpstream(),
       startFakeUpstream({ onCommand: (l) => (l.startsWith('RCPT') ? null : undefined) }),
+    ]);
+    [quitter, garbler, refuser] = await Promise.all([
+      // Takes the whole message, then hangs up instead of answering the final dot.
+      startFakeUpstream({
+        onMessage: (_b, conn) => {
+          conn.destroy();
+          return null;
+        },
+        onCommand: (l, conn) => {
+          if (l === 'NOOP hangup') {
+            conn.destroy();
+            return null;
+          }
+          return undefined;
+        },
+      }),
+      startFakeUpstream({ onCommand: (l) => (l.startsWith('RCPT') ? 'this is not an SMTP reply' : undefined) }),
+      startFakeUpstream({ greeting: '554 5.3.2 fake.test No SMTP service here' }),
+    ]);
+    [viaQuitter, viaGarbler, viaRefuser] = await Promise.all([
+      startProxy(config(quitter.port)),
+      startProxy(config(garbler.port)),
+      startProxy(config(refuser.port)),
     ]);
     [viaDropping, viaNormal, viaSilent, unreachable] = await Promise.all([
       startProxy(config(dropping.port)),
@@ -61,8 +90,8 @@ describe('faults', () => {
   });
 
   afterAll(async () => {
-    await Promise.all([viaDropping, viaNormal, viaSilent, unreachable].map((p) => p?.stop()));
-    await Promise.all([dropping, normal, silentRcpt].map((u) => u?.stop()));
+    await Promise.all([viaDropping, viaNormal, viaSilent, unreachable, viaQuitter, viaGarbler, viaRefuser].map((p) => p?.stop()));
+    await Promise.all([dropping, normal, silentRcpt, quitter, garbler, refuser].map((u) => u?.stop()));
   });
 
   it('upstream unreachable: the client gets 421 4.4.1 and the connection closes', async () => {
@@ -150,6 +179,45 @@ describe('faults', () => {
     await c.ehloDone();
     c.send('QUIT');
     await c.expect(/^221 /);
+  });
+
+  it('upstream hangs up after the final dot instead of answering: 451 4.4.2, never 250', async () => {
+    const c = await connect(viaQuitter.port);
+    await intoData(c);
+    c.sendRaw('Subject: lost\r\n\r\nbody\r\n.\r\n');
+    const r = await c.reply();
+    expect(r.raw).toMatch(/^451 4\.4\.2 /);
+    await c.closed();
+    expect(c.received).not.toMatch(/^250 2\.0\.0/m);
+  });
+
+  it('upstream hangs up while a command waits for its reply: 421 4.4.2 and close', async () => {
+    const c = await connect(viaQuitter.port);
+    await c.ehloDone();
+    c.send('NOOP hangup');
+    const r = await c.reply();
+    expect(r.raw).toMatch(/^421 4\.4\.2 proxy\.test /);
+    await c.closed();
+  });
+
+  it('a malformed upstream reply ends the session with a 4xx, never passing the garbage on', async () => {
+    const c = await connect(viaGarbler.port);
+    await c.ehloDone();
+    c.send('MAIL FROM:<a@example.org>');
+    await c.expect(/^250 /);
+    c.send('RCPT TO:<b@example.test>');
+    const r = await c.reply();
+    expect(r.code).toBeGreaterThanOrEqual(400);
+    expect(r.code).toBeLessThan(500);
+    await c.closed();
+    expect(c.received).not.toContain('this is not');
+  });
+
+  it('an upstream that greets with 554 is relayed as is and the connection closes', async () => {
+    const c = await connect(viaRefuser.port);
+    const r = await c.reply();
+    expect(r.raw).toBe('554 5.3.2 fake.test No SMTP service here\r\n');
+    await c.closed();
   });
 
   it('upstream never answers RCPT: the client gets a 4xx, not 250', async () => {

@@ -21,6 +21,8 @@ export interface FakeUpstreamOptions {
    * "\r\n") is sent, null means never answer, undefined falls back to the default behaviour.
    */
   onCommand?: (line: string, conn: FakeConnection) => string | null | undefined;
+  /** Reply to the end of DATA (default "250 2.0.0 Ok: queued as FAKE<n>"); null: never answer. */
+  onMessage?: (body: Buffer, conn: FakeConnection) => string | null | undefined;
   /** Destroy the connection once this many body bytes arrived during DATA. */
   dropAfterBodyBytes?: number;
 }
@@ -223,7 +225,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
           mode = 'command';
           inFlight++;
           conn.maxInFlight = Math.max(conn.maxInFlight, inFlight);
-          answer('250 2.0.0 Ok: queued as FAKE' + conn.messages.length);
+          const custom = opts.onMessage?.(conn.messages[conn.messages.length - 1], conn);
+          answer(custom !== undefined ? custom : '250 2.0.0 Ok: queued as FAKE' + conn.messages.length);
           continue;
         }
         const idx = buf.indexOf('\r\n');
