@@ -17,25 +17,33 @@ function config(upstreamPort: number, listener: Record<string, unknown> = {}) {
 describe('framing and command hygiene', () => {
   let up: FakeUpstream;
   let slowGreeter: FakeUpstream;
+  let oldMta: FakeUpstream;
   let proxy: ProxyHandle;
+  let viaOldMta: ProxyHandle;
   let waitProxy: ProxyHandle;
   let rejectProxy: ProxyHandle;
 
   beforeAll(async () => {
-    [up, slowGreeter] = await Promise.all([
-      startFakeUpstream({ ehlo: ['PIPELINING', 'CHUNKING', 'BINARYMIME', 'XCLIENT NAME ADDR PROTO HELO', 'XFORWARD NAME ADDR', '8BITMIME'] }),
+    [up, slowGreeter, oldMta] = await Promise.all([
+      startFakeUpstream({
+        ehlo: ['PIPELINING', 'CHUNKING', 'BINARYMIME', 'XCLIENT NAME ADDR PROTO HELO', 'XFORWARD NAME ADDR', '8BITMIME'],
+        onCommand: (l) => (l === 'HELP' ? '214-2.0.0 This is a fake\r\n214-2.0.0 Topics:\r\n214 2.0.0 End of HELP info' : undefined),
+      }),
       startFakeUpstream({ greetingDelayMs: 300 }),
+      // An RFC 821 server: no EHLO.
+      startFakeUpstream({ onCommand: (l) => (l.startsWith('EHLO') ? '502 5.5.2 Error: command not recognized' : undefined) }),
     ]);
-    [proxy, waitProxy, rejectProxy] = await Promise.all([
-      startProxy(config(up.port)),
+    [proxy, viaOldMta, waitProxy, rejectProxy] = await Promise.all([
+      startProxy(config(up.port, { greeting: 'proxy.test ESMTP mailshim' })),
+      startProxy(config(oldMta.port)),
       startProxy(config(slowGreeter.port, { earlyTalker: 'wait' })),
       startProxy(config(slowGreeter.port, { earlyTalker: 'reject' })),
     ]);
   });
 
   afterAll(async () => {
-    await Promise.all([proxy, waitProxy, rejectProxy].map((p) => p?.stop()));
-    await Promise.all([up, slowGreeter].map((u) => u?.stop()));
+    await Promise.all([proxy, viaOldMta, waitProxy, rejectProxy].map((p) => p?.stop()));
+    await Promise.all([up, slowGreeter, oldMta].map((u) => u?.stop()));
   });
 
   /** A session through `proxy` plus the upstream connection it opened. */
@@ -46,6 +54,33 @@ describe('framing and command hygiene', () => {
     const conn: FakeConnection = (await up.waitForConnections(before + 1))[before];
     return { c, ehlo, conn };
   }
+
+  it('the greeting: setting replaces the upstream greeting text', async () => {
+    const c = await connect(proxy.port);
+    await c.expect(/^220 proxy\.test ESMTP mailshim\r\n$/);
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('a multi-line upstream reply reaches the client whole, line for line', async () => {
+    const { c } = await session();
+    c.send('HELP');
+    const r = await c.reply();
+    expect(r.raw).toBe('214-2.0.0 This is a fake\r\n214-2.0.0 Topics:\r\n214 2.0.0 End of HELP info\r\n');
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('HELO towards an upstream without ESMTP: mailshim falls back to HELO and the client gets 250', async () => {
+    const c = await connect(viaOldMta.port);
+    await c.greeted();
+    c.send('HELO old.example.org');
+    await c.expect(/^250 fake\.test Hello old\.example\.org\r\n$/);
+    c.send('QUIT');
+    await c.closed();
+    const [conn] = oldMta.connections;
+    expect(conn.commands.slice(0, 2)).toEqual(['EHLO old.example.org', 'HELO old.example.org']);
+  });
 
   it('a 600-octet command gets 500 5.5.2 Line too long and never reaches the upstream; the session goes on', async () => {
     const { c, conn } = await session();
