@@ -39,7 +39,7 @@ export type SessionEvent =
   | { type: 'link.tls-failed'; sid: string; side: 'client' | 'upstream'; reason: string; offered?: unknown }
   | { type: 'protocol'; sid: string; leg: Leg; line: string; note?: string }
   | { type: 'rewrite'; sid: string; before: string[]; after: string[]; changes: CapabilityChange[] }
-  | { type: 'auth'; sid: string; side: 'client' | 'upstream'; mechanism: string; mode: string; user?: string; result: 'ok' | 'fail' | 'cancel' | 'error'; code?: number }
+  | { type: 'auth'; sid: string; side: 'client' | 'upstream'; mechanism: string; mode: string; user?: string; result: 'ok' | 'fail' | 'cancel' | 'error'; code?: number; reason?: string }
   | { type: 'tx.begin'; sid: string; from: string }
   | { type: 'tx.data'; sid: string; chunk: Buffer }
   | { type: 'tx.commit' | 'tx.rollback'; sid: string; size: number; recipients: string[]; from: string; reply: string; code: number }
