@@ -2,12 +2,16 @@
 import type { AuthMode } from './mode.js';
 import type { CompiledListener } from '../config/compile.js';
 import { passthroughMode } from './mode-passthrough.js';
+import { createForwardMode } from './mode-forward.js';
+import { createLocalMode } from './mode-local.js';
 
 export function createAuthMode(l: CompiledListener): AuthMode {
   switch (l.cfg.auth.mode) {
     case 'passthrough':
       return passthroughMode;
-    default:
-      throw new Error(`listener ${l.name}: auth.mode ${l.cfg.auth.mode} is not available yet`);
+    case 'forward':
+      return createForwardMode(l);
+    case 'local':
+      return createLocalMode(l);
   }
 }

@@ -32,6 +32,12 @@ export interface AuthMode {
   begin(ctx: AuthContext, mechanism: string, initial: string | undefined): void;
   /** Whether MAIL FROM from an unauthenticated client may go on (local mode refuses: no open relay). */
   mayRelayUnauthenticated(clientAddress: string): boolean;
-  /** Upstream login before the first MAIL (local mode); resolves false when the provider refused it. */
-  beforeMail?(ctx: AuthContext, user: string | undefined): Promise<'ok' | 'refused' | 'not-needed'>;
+  /**
+   * Upstream login before MAIL (local mode). Undefined when nothing has to happen first (MAIL is then
+   * relayed at once, pipelined); else a promise: 'ok' to relay MAIL, 'refused' for 454 (the provider
+   * refused the mapped account, or mailshim would not send the credentials).
+   */
+  beforeMail?(ctx: AuthContext, user: string | undefined): Promise<'ok' | 'refused'> | undefined;
+  /** The MAIL FROM arguments to relay (RFC 4954 section 5 `AUTH=` handling); absent: unchanged. */
+  mailFromArgs?(args: string, user: string | undefined): string;
 }

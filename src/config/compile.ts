@@ -11,6 +11,7 @@ import { buildServerTls, type ServerTls } from '../listener/tls-context.js';
 import type { UpstreamTarget } from '../upstream/upstream-client.js';
 import type { AuthMode } from '../auth/mode.js';
 import { createAuthMode } from '../auth/index.js';
+import { FailureLockout } from '../auth/lockout.js';
 import type { SmtpReply } from '../types.js';
 
 export interface Lockout {
@@ -81,6 +82,12 @@ export async function compile(cfg: Config): Promise<CompiledConfig> {
       trustedProxies: new AddressSet(l.trustedProxies),
       tlsServer,
       auth: undefined as unknown as AuthMode,
+      lockout: new FailureLockout({
+        hostname,
+        maxFailures: l.auth.maxFailures,
+        failureWindowMs: l.auth.failureWindow,
+        lockoutMs: l.auth.lockout,
+      }),
     };
     compiled.auth = createAuthMode(compiled);
     listeners.push(compiled);

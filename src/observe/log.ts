@@ -25,6 +25,12 @@ export function logObserver(log: Logger): Observer {
       case 'link.tls-failed':
         log.warn({ sid: ev.sid, side: ev.side, reason: ev.reason, offered: ev.offered }, 'TLS handshake failed');
         break;
+      case 'auth':
+        // The provider refused the account mailshim logs in with: every device behind it is stuck until fixed.
+        if (ev.side === 'upstream' && ev.mode === 'local' && ev.result !== 'ok') {
+          log.error({ sid: ev.sid, user: ev.user, code: ev.code, reason: ev.reason }, 'UPSTREAM LOGIN FAILED: the provider rejected the mapped account; clients get 454');
+        }
+        break;
       case 'session.end': {
         const s = ev.summary;
         const level = s.result === 'ok' || s.result === 'client-closed' ? 'info' : 'warn';

@@ -3,6 +3,7 @@
 import type { CommandHandler } from '../dispatch.js';
 import * as R from '../../protocol/replies.js';
 import { parsePath } from '../../protocol/command.js';
+import type { SmtpReply } from '../../types.js';
 
 export const mail: CommandHandler = {
   check(s, cmd) {
@@ -13,13 +14,25 @@ export const mail: CommandHandler = {
   },
   run(s, cmd) {
     const from = parsePath(cmd.args, 'FROM')!.path;
-    s.relay(`MAIL ${cmd.args}`, {
-      then: (r) => {
-        if (r.code === 250) {
-          s.tx = { from, recipients: [], size: 0 };
-          s.emit({ type: 'tx.begin', sid: s.sid, from });
-        }
-      },
+    const mode = s.listener.auth;
+    const line = `MAIL ${mode.mailFromArgs ? mode.mailFromArgs(cmd.args, s.authUser) : cmd.args}`;
+    const then = (r: SmtpReply) => {
+      if (r.code === 250) {
+        s.tx = { from, recipients: [], size: 0 };
+        s.emit({ type: 'tx.begin', sid: s.sid, from });
+      }
+    };
+    // Local mode logs in upstream first; nothing more is read from the client until that is settled.
+    const login = mode.beforeMail?.(s, s.authUser);
+    if (!login) {
+      s.relay(line, { then });
+      return;
+    }
+    const fill = s.reserve(true);
+    void login.then((verdict) => {
+      // 454: the device retries later; the log already says loudly why (log.ts, auth events).
+      if (verdict === 'refused') fill(R.authTempFail());
+      else s.up.command(line, (r) => fill(r, () => then(r)));
     });
   },
 };

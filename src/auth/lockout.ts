@@ -1,0 +1,62 @@
+// Brute-force lockout per client address: `maxFailures` failed AUTH attempts within `failureWindow`
+// lock the address out for `lockout`; its AUTH then gets 421 and the connection closes. No address is
+// exempt: behind a proxy or NAT every client may look local. State lives in this process only.
+import type { SmtpReply } from '../types.js';
+import type { Lockout } from '../config/compile.js';
+
+export interface LockoutOptions {
+  hostname: string;
+  maxFailures: number;
+  failureWindowMs: number;
+  lockoutMs: number;
+  now?: () => number;
+}
+
+/** Bounds memory under a spray of addresses: past this, expired entries are dropped, then the oldest. */
+const MAX_TRACKED = 50_000;
+
+export const lockedOut = (hostname: string): SmtpReply => ({
+  code: 421,
+  lines: [`4.7.0 ${hostname} Too many failed authentication attempts, closing connection`],
+});
+
+export class FailureLockout implements Lockout {
+  private readonly failures = new Map<string, number[]>();
+  private readonly lockedUntil = new Map<string, number>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: LockoutOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  check(address: string): SmtpReply | undefined {
+    const until = this.lockedUntil.get(address);
+    if (until === undefined) return undefined;
+    if (this.now() < until) return lockedOut(this.opts.hostname);
+    this.lockedUntil.delete(address);
+    return undefined;
+  }
+
+  recordFailure(address: string): void {
+    const now = this.now();
+    const recent = (this.failures.get(address) ?? []).filter((t) => now - t < this.opts.failureWindowMs);
+    recent.push(now);
+    if (recent.length >= this.opts.maxFailures) {
+      this.failures.delete(address);
+      this.lockedUntil.set(address, now + this.opts.lockoutMs);
+    } else {
+      this.failures.set(address, recent);
+    }
+    if (this.failures.size + this.lockedUntil.size > MAX_TRACKED) this.prune(now);
+  }
+
+  private prune(now: number): void {
+    for (const [a, ts] of this.failures) if (ts.every((t) => now - t >= this.opts.failureWindowMs)) this.failures.delete(a);
+    for (const [a, until] of this.lockedUntil) if (until <= now) this.lockedUntil.delete(a);
+    // Still too many: forget the oldest failure records (insertion order), never active lockouts first.
+    for (const a of this.failures.keys()) {
+      if (this.failures.size + this.lockedUntil.size <= MAX_TRACKED) break;
+      this.failures.delete(a);
+    }
+  }
+}
