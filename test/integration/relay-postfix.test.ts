@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { swaks } from './harness/peers.js';
+import { connect } from './harness/dialogue.js';
 import { startPostfix, type PostfixInstance } from './harness/postfix.js';
 import { startProxy, type ProxyHandle } from './harness/start-proxy.js';
 
@@ -128,5 +129,18 @@ describe('swaks -> mailshim -> Postfix', () => {
     const d = all.find((x) => x.sender === 'old@example.org')!;
     expect(d.content).toContain('Subject: from a HELO-only client');
     expect(d.receivedHeader).toMatch(/^Received: from old-device\.example\.org \(/);
+  });
+
+  it('a second EHLO in the same session gets the same rewrite', async () => {
+    const c = await connect(proxy.port);
+    const first = await c.ehloDone('twice.example.org');
+    c.send('EHLO twice.example.org');
+    const second = await c.expect(/^250-/);
+    expect(second.raw).toBe(first.raw);
+    expect(second.lines).toContain('AUTH=PLAIN LOGIN');
+    expect(second.lines).not.toContain('DSN');
+    c.send('QUIT');
+    await c.expect(/^221 /);
+    await c.closed();
   });
 });
