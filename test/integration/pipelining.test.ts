@@ -6,6 +6,7 @@ import { connect, type Dialogue, type Reply } from './harness/dialogue.js';
 import { startFakeUpstream, type FakeUpstream } from './harness/fake-upstream.js';
 import { startProxy, type ProxyHandle } from './harness/start-proxy.js';
 import { startPostfix, type PostfixInstance } from './harness/postfix.js';
+import { run, swaks } from './harness/peers.js';
 
 function config(upstreamPort: number) {
   return {
@@ -167,5 +168,27 @@ describe('pipelining', () => {
       if (text.startsWith('Subject:')) continue;
       expect(text.split('\r\n').length - 1, JSON.stringify(text)).toBeLessThanOrEqual(1);
     }
+  });
+
+  it('swaks --pipeline: a real pipelining client delivers through mailshim to Postfix', async () => {
+    const r = await swaks([
+      '--server', `127.0.0.1:${viaPostfix.port}`,
+      '--pipeline',
+      '--from', 'piped@example.org',
+      '--to', 'owner@example.test',
+      '--header', 'Subject: swaks pipelined',
+    ]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    // swaks wrote MAIL, RCPT and DATA as one group.
+    expect(r.stdout).toMatch(/^ -> MAIL FROM:<piped@example\.org>\n -> RCPT TO:<owner@example\.test>\n -> DATA$/m);
+    const all = await postfix.waitForDeliveries(2);
+    expect(all.some((d) => d.sender === 'piped@example.org' && d.content.includes('Subject: swaks pipelined'))).toBe(true);
+  });
+
+  it("Postfix's smtp-source: 2 sessions x 10 messages each (-d), all 20 delivered and answered", async () => {
+    const r = await run('/usr/sbin/smtp-source', ['-d', '-s', '2', '-m', '20', '-l', '2000', '-f', 'src@example.org', '-t', 'sink@example.test', `127.0.0.1:${viaPostfix.port}`], { timeoutMs: 30_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const got = (await postfix.waitForDeliveries(22, 20_000)).filter((d) => d.sender === 'src@example.org');
+    expect(got).toHaveLength(20);
   });
 });
