@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SaslScrubber, maskAuthCommand, USERNAME_NOTE } from '../../../src/observe/redact.js';
+import { hintForReply, hintForTls } from '../../../src/observe/hints.js';
+import { TranscriptWriter, messageIdOf, readRecords } from '../../../src/observe/transcript.js';
+import { EventBus } from '../../../src/observe/bus.js';
+import { parseSince } from '../../../src/cli/trace.js';
+
+describe('redact', () => {
+  it('masks an AUTH initial response and every line that answers a 334', () => {
+    expect(maskAuthCommand('AUTH PLAIN AGFsaWNlAHNlY3JldA==')).toBe('AUTH PLAIN ********');
+    expect(maskAuthCommand('AUTH LOGIN')).toBe('AUTH LOGIN');
+    const s = new SaslScrubber(false);
+    expect(s.scrub('upstream->proxy', '334 VXNlcm5hbWU6')).toBe('334 VXNlcm5hbWU6');
+    expect(s.scrub('proxy->upstream', 'c2VjcmV0')).toBe('********');
+    expect(s.scrub('proxy->client', '334 UGFzc3dvcmQ6')).toBe('334 UGFzc3dvcmQ6');
+    expect(s.scrub('client->proxy', '*')).toBe('*');
+    expect(s.scrub('client->proxy', 'MAIL FROM:<a@b>')).toBe('MAIL FROM:<a@b>');
+  });
+
+  it('keeps a line marked as a username unless capture.redactUsernames', () => {
+    const shown = new SaslScrubber(false);
+    shown.scrub('proxy->client', '334 VXNlcm5hbWU6');
+    expect(shown.scrub('client->proxy', 'YWxpY2U=', USERNAME_NOTE)).toBe('YWxpY2U=');
+    const hidden = new SaslScrubber(true);
+    hidden.scrub('proxy->client', '334 VXNlcm5hbWU6');
+    expect(hidden.scrub('client->proxy', 'YWxpY2U=', USERNAME_NOTE)).toBe('********');
+  });
+});
+
+describe('hints', () => {
+  it('knows the provider replies from the issue', () => {
+    expect(hintForReply('535 5.7.139 Authentication unsuccessful')).toMatch(/SMTP AUTH is disabled/);
+    expect(hintForReply('421 4.7.66 TLS 1.0 and 1.1 are not supported')).toMatch(/TLS below 1\.2/);
+    expect(hintForReply('530 5.7.57 Client not authenticated to send mail')).toMatch(/did not authenticate/);
+    expect(hintForReply('535 5.7.8 Username and Password not accepted')).toMatch(/not accepted/);
+    expect(hintForReply('454 4.7.0 Too many login attempts')).toMatch(/temporary/);
+    expect(hintForReply('550 5.7.1 Relaying denied')).toMatch(/relaying denied/);
+    expect(hintForReply('535 authorization failed (#5.7.0)')).toMatch(/qmail/);
+    expect(hintForReply('250 2.0.0 Ok')).toBeUndefined();
+    expect(hintForTls('TLS alert protocol_version (ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION)')).toMatch(/alert 70/);
+  });
+});
+
+describe('TranscriptWriter', () => {
+  const start = (sid: string) => ({ type: 'session.start' as const, sid, listener: 'l', client: '127.0.0.1', clientPort: 1 });
+  const end = (sid: string) => ({
+    type: 'session.end' as const,
+    summary: { sid, listener: 'l', client: '127.0.0.1:1', upstream: 'u:25', bytesIn: 0, bytesOut: 0, messages: 0, rejected: 0, result: 'ok' as const, durationMs: 1, normalisedLineEndings: 0 },
+  });
+
+  it('keeps at most capture.maxFiles, deleting the oldest first', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cap-'));
+    const w = await TranscriptWriter.start({ dir, body: 'headers', bodyMaxBytes: 100, maxFiles: 2, maxBytes: 1e9, redactUsernames: false });
+    for (const sid of ['a1', 'b2', 'c3']) {
+      w.observer(start(sid));
+      w.observer({ type: 'protocol', sid, leg: 'client->proxy', line: 'EHLO x' });
+      w.observer(end(sid));
+      await w.flush();
+      await new Promise((r) => setTimeout(r, 5)); // distinct file-name timestamps
+    }
+    const files = fs.readdirSync(dir).sort();
+    expect(files.map((f) => f.replace(/^.*Z-/, ''))).toEqual(['b2.jsonl', 'c3.jsonl']);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it('a write error drops records, counts them, logs once, and never throws into the session', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cap-'));
+    const logged: string[] = [];
+    const log = { error: (_o: unknown, m: string) => logged.push(m), info: () => {} } as never;
+    const w = await TranscriptWriter.start({ dir, body: 'none', bodyMaxBytes: 0, maxFiles: 10, maxBytes: 1e9, redactUsernames: false }, log);
+    const bus = new EventBus();
+    const dropped: string[] = [];
+    bus.add((ev) => ev.type === 'capture.dropped' && dropped.push(ev.reason));
+    w.attach(bus);
+    fs.rmSync(dir, { recursive: true }); // the disk "goes away"
+    for (const sid of ['x1', 'x2']) {
+      bus.emit(start(sid));
+      bus.emit({ type: 'protocol', sid, leg: 'client->proxy', line: 'NOOP' });
+      bus.emit(end(sid));
+    }
+    await w.flush();
+    expect(w.stats.dropped).toBeGreaterThanOrEqual(6);
+    expect(logged).toEqual(['capture: transcripts are being dropped (sessions go on)']);
+    expect(dropped.length).toBeGreaterThan(0);
+  });
+
+  it('headers mode keeps the header section and finds the Message-ID', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cap-'));
+    const w = await TranscriptWriter.start({ dir, body: 'headers', bodyMaxBytes: 1000, maxFiles: 10, maxBytes: 1e9, redactUsernames: false });
+    w.observer(start('m1'));
+    w.observer({ type: 'tx.begin', sid: 'm1', from: 'a@b' });
+    w.observer({ type: 'tx.data', sid: 'm1', chunk: Buffer.from('Subject: x\r\nMessage-ID:\r\n <id@h>\r\n\r\nsecret body\r\n.\r\n') });
+    w.observer({ type: 'tx.commit', sid: 'm1', size: 49, from: 'a@b', recipients: ['c@d'], code: 250, reply: '2.0.0 Ok' });
+    w.observer(end('m1'));
+    await w.flush();
+    const recs = readRecords(path.join(dir, fs.readdirSync(dir)[0]!));
+    const data = recs.find((r) => r.type === 'data') as { text: string };
+    expect(data.text).toBe('Subject: x\r\nMessage-ID:\r\n <id@h>\r\n\r\n');
+    expect(recs.find((r) => r.type === 'tx.commit')).toMatchObject({ messageId: '<id@h>' });
+    expect(messageIdOf('X: y\r\n\r\nMessage-ID: <not-a-header>')).toBeUndefined();
+    fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('trace --since', () => {
+  it('takes durations and dates', () => {
+    expect(parseSince('1h', 10_000_000)!.getTime()).toBe(10_000_000 - 3_600_000);
+    expect(parseSince('2026-01-02T00:00:00Z')!.toISOString()).toBe('2026-01-02T00:00:00.000Z');
+    expect(parseSince('yesterday-ish')).toBeUndefined();
+  });
+});
