@@ -56,8 +56,12 @@ export function parsePrometheusText(text: string): Map<string, Family> {
     }
     const vm = /^ (\S+)( -?\d+)?$/.exec(rest);
     if (!vm) throw new Error(`bad sample at ${where}`);
-    const value = vm[1] === '+Inf' ? Infinity : vm[1] === '-Inf' ? -Infinity : vm[1] === 'NaN' ? NaN : Number(vm[1]);
-    if (Number.isNaN(value) && vm[1] !== 'NaN') throw new Error(`bad value at ${where}`);
+    // Values are read as Go's strconv.ParseFloat reads them (Prometheus does): NaN and Inf in any case
+    // (prom-client writes "Nan").
+    const special: Record<string, number> = { nan: NaN, '+inf': Infinity, inf: Infinity, '-inf': -Infinity };
+    const lower = vm[1].toLowerCase();
+    const value = lower in special ? special[lower] : Number(vm[1]);
+    if (Number.isNaN(value) && lower !== 'nan') throw new Error(`bad value at ${where}`);
     // Histogram and summary samples belong to the family without their suffix.
     const base = name.replace(/_(bucket|sum|count)$/, '');
     const owner = families.has(name) ? name : families.has(base) ? base : name;
