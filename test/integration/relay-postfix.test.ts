@@ -143,4 +143,34 @@ describe('swaks -> mailshim -> Postfix', () => {
     await c.expect(/^221 /);
     await c.closed();
   });
+
+  it('AUTH passes through to Cyrus SASL: "*" cancels, a wrong password gets 535, the retry gets 235', async () => {
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    const c = await connect(proxy.port);
+    await c.ehloDone();
+    c.send('AUTH LOGIN');
+    await c.expect(/^334 VXNlcm5hbWU6/);
+    c.send('*');
+    await c.expect(/^501 /);
+    c.send(`AUTH PLAIN ${b64('\0notify\0wrong')}`);
+    await c.expect(/^535 5\.7\.8 /);
+    c.send('AUTH LOGIN');
+    await c.expect(/^334 VXNlcm5hbWU6/);
+    c.send(b64('notify'));
+    await c.expect(/^334 UGFzc3dvcmQ6/);
+    c.send(b64('n0tify-secret'));
+    await c.expect(/^235 2\.7\.0 /);
+    c.send('MAIL FROM:<notify@example.test>');
+    await c.expect(/^250 /);
+    c.send('RCPT TO:<someone@elsewhere.example>'); // relaying needs the login
+    await c.expect(/^250 /);
+    c.send('QUIT');
+    await c.expect(/^221 /);
+    await c.closed();
+    await postfix.waitForLog(/sasl_method=LOGIN, sasl_username=notify/);
+    // The transcript never carries the secrets.
+    const lines = proxy.events.flatMap((e) => (e.type === 'protocol' ? [e.line] : []));
+    expect(lines.join('\n')).not.toContain(b64('n0tify-secret'));
+    expect(lines.join('\n')).not.toContain(b64('\0notify\0wrong'));
+  });
 });
