@@ -15,10 +15,9 @@ export interface LockoutOptions {
 /** Bounds memory under a spray of addresses: past this, expired entries are dropped, then the oldest. */
 const MAX_TRACKED = 50_000;
 
-export const lockedOut = (hostname: string): SmtpReply => ({
-  code: 421,
-  lines: [`4.7.0 ${hostname} Too many failed authentication attempts, closing connection`],
-});
+import { authLockedOut as lockedOut } from '../protocol/replies.js';
+
+export { lockedOut };
 
 export class FailureLockout implements Lockout {
   private readonly failures = new Map<string, number[]>();

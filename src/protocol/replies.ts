@@ -88,4 +88,7 @@ export const authTooWeak = (): SmtpReply => r(534, '5.7.9 Authentication mechani
 export const authFailed = (): SmtpReply => r(535, '5.7.8 Authentication credentials invalid');
 export const encryptionRequired = (): SmtpReply =>
   r(538, '5.7.11 Encryption required for requested authentication mechanism');
+/** Brute-force lockout (auth.maxFailures within auth.failureWindow): the connection closes after it. */
+export const authLockedOut = (hostname: string): SmtpReply =>
+  r(421, `4.7.0 ${hostname} Too many failed authentication attempts, closing connection`);
 export const authTempFail = (): SmtpReply => r(454, '4.7.0 Temporary authentication failure');
