@@ -10,6 +10,10 @@ const commands: Record<string, Command> = {
     load: () => import('./cli/check-config.js'),
   },
   demo: { summary: 'run the main job end to end on loopback with no setup', load: () => import('./cli/demo.js') },
+  trace: {
+    summary: 'captured sessions: mailshim trace list|show ID|follow|pcap ID --config FILE',
+    load: () => import('./cli/trace.js'),
+  },
   sasl: {
     summary: 'compute SASL client lines by hand: mailshim sasl cram-md5 USER PASSWORD CHALLENGE_B64',
     load: () => import('./cli/sasl.js'),

@@ -1,5 +1,5 @@
 // `mailshim run --config FILE`: run until SIGINT/SIGTERM, then drain (sessions finish until
-// shutdownTimeout, then get 421 4.3.2).
+// shutdownTimeout, then get 421 4.3.2). SIGHUP reloads the config file; a bad one is logged and ignored.
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from '../config/load.js';
 import { App } from '../app.js';
@@ -34,6 +34,29 @@ export async function run(argv: string[]): Promise<number> {
         resolve(0);
       });
     };
+    let reloading = Promise.resolve();
+    process.on('SIGHUP', () => {
+      // One reload at a time, in signal order.
+      reloading = reloading.then(async () => {
+        if (stopping) return;
+        app.log.info({ config: values.config }, 'SIGHUP: reloading configuration');
+        try {
+          await app.reload(await loadConfig(values.config!));
+        } catch (err) {
+          app.log.error({ reason: err instanceof Error ? err.message : String(err) }, 'configuration reload rejected; keeping the running configuration');
+          app.metrics.reloaded(false);
+        }
+      });
+    });
+    process.on('SIGUSR1', () => {
+      // Full-detail capture (message bodies up to capture.bodyMaxBytes) for sessions that start from now on.
+      if (!app.capture) {
+        app.log.warn('SIGUSR1: capture.dir is not set, nothing is captured');
+        return;
+      }
+      const on = app.capture.toggleFullDetail();
+      app.log.info({ fullDetail: on }, `SIGUSR1: full-detail capture ${on ? 'on' : 'off'} for new sessions`);
+    });
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });

@@ -1,17 +1,33 @@
 // One TCP server per configured listener. It applies connection policy (allowlist, limits; the PROXY
 // protocol header when configured), terminates implicit TLS, and hands each accepted socket to a Session.
 import net from 'node:net';
-import tls from 'node:tls';
 import crypto from 'node:crypto';
 import type { CompiledListener } from '../config/compile.js';
 import type { EventBus } from '../observe/bus.js';
 import type { SessionSummary } from '../observe/events.js';
 import { Session } from '../session/session.js';
-import { verifiedCertUser } from '../session/session.js';
 import { formatReply } from '../protocol/reply.js';
 import * as R from '../protocol/replies.js';
-import { tlsInfo, describeTlsError } from '../upstream/dial.js';
+import type { tlsInfo } from '../upstream/dial.js';
+import { acceptClientTls, type ClientTlsError } from './tls-context.js';
 import { unmapV4 } from './allowlist.js';
+import { readProxyHeader } from './proxy-protocol.js';
+import type { RateLimiter } from './rate-limit.js';
+
+/** Session ids: 6 random bytes each, cut from a pooled block (one randomBytes call per session cost ~5-25 µs). */
+let sidPool = Buffer.alloc(0);
+let sidOff = 0;
+function newSid(): string {
+  if (sidOff + 6 > sidPool.length) {
+    sidPool = crypto.randomBytes(6 * 256);
+    sidOff = 0;
+  }
+  sidOff += 6;
+  return sidPool.toString('hex', sidOff - 6, sidOff);
+}
+
+/** How long a trusted proxy may take to send its PROXY header after connecting. */
+const PROXY_HEADER_TIMEOUT_MS = 10_000;
 
 export interface ListenerLimits {
   maxConnections: number;
@@ -23,6 +39,8 @@ export interface ListenerHooks {
   counters: { total: number; perClient: Map<string, number> };
   onSessionEnd?: (s: SessionSummary) => void;
   onRefused?: (listener: string, reason: string, client: string) => void;
+  /** limits.ratePerClient, shared across listeners. */
+  rate?: RateLimiter;
 }
 
 export class Listener {
@@ -57,7 +75,10 @@ export class Listener {
   /** Stop accepting; open sessions go on. */
   stopAccepting(): Promise<void> {
     this.accepting = false;
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    // close() stops listening at once; its callback would wait for every open connection, which is the
+    // drain's job (App.stop), so do not wait for it here.
+    if (this.server.listening) this.server.close();
+    return Promise.resolve();
   }
 
   private refuse(sock: net.Socket, reply: string, reason: string, client: string): void {
@@ -76,7 +97,28 @@ export class Listener {
       this.refuse(sock, formatReply(R.shuttingDown(l.hostname)), 'shutting down', address);
       return;
     }
-    this.admit(sock, address, port, undefined);
+    if (!l.cfg.proxyProtocol) {
+      this.admit(sock, address, port, undefined);
+      return;
+    }
+    // Only a trusted proxy may tell us who the client is; anyone else could claim any address.
+    if (!l.trustedProxies.has(address)) {
+      this.refuse(sock, formatReply(R.clientNotAllowed()), 'proxy protocol: peer not in trustedProxies', address);
+      return;
+    }
+    sock.on('error', () => {}); // until a Session owns the socket
+    readProxyHeader(sock, PROXY_HEADER_TIMEOUT_MS).then(
+      (h) => {
+        // LOCAL (the proxy's health check) and UNKNOWN carry no client: the proxy itself is the peer.
+        const client = h.command === 'proxy' && h.source ? unmapV4(h.source.address) : address;
+        this.admit(sock, client, h.command === 'proxy' && h.source ? h.source.port : port, address);
+        sock.resume();
+      },
+      (err: Error) => {
+        this.hooks.onRefused?.(l.name, `proxy protocol: ${err.message}`, address);
+        sock.destroy();
+      },
+    );
   }
 
   /** Policy on the (possibly PROXY-protocol) client address, then TLS for implicit listeners, then a Session. */
@@ -84,6 +126,10 @@ export class Listener {
     const l = this.compiled;
     if (!l.allow.empty && !l.allow.has(address)) {
       this.refuse(sock, formatReply(R.clientNotAllowed()), 'not in clients.allow', address);
+      return;
+    }
+    if (this.hooks.rate && !this.hooks.rate.allow(address)) {
+      this.refuse(sock, formatReply(R.tooMany(l.hostname)), 'limits.ratePerClient', address);
       return;
     }
     const c = this.hooks.counters;
@@ -109,7 +155,7 @@ export class Listener {
     };
     sock.once('close', release);
 
-    const sid = crypto.randomBytes(6).toString('hex');
+    const sid = newSid();
     const startSession = (s: net.Socket, clientTls?: ReturnType<typeof tlsInfo>, clientCertUser?: string) => {
       const session = new Session(s, {
         listener: l,
@@ -134,20 +180,12 @@ export class Listener {
       startSession(sock);
       return;
     }
-    // Implicit TLS (RFC 8314): the handshake comes before any SMTP byte.
-    const started = performance.now();
-    const t = new tls.TLSSocket(sock, { isServer: true, ...l.tlsServer.options });
-    t.setTimeout(l.cfg.timeouts.command, () => t.destroy());
-    t.once('error', (err: NodeJS.ErrnoException) => {
-      this.bus.emit({ type: 'link.tls-failed', sid, side: 'client', reason: describeTlsError(err) });
-      t.destroy();
-    });
-    t.once('secure', () => {
-      t.removeAllListeners('error');
-      t.removeAllListeners('timeout');
-      t.setTimeout(0);
-      startSession(t, tlsInfo(t, performance.now() - started), verifiedCertUser(t));
-    });
+    // Implicit TLS (RFC 8314): the handshake comes before any SMTP byte. A failed handshake is logged with
+    // what the client offered (its ClientHello), the answer to "which protocol did the device try?".
+    acceptClientTls(sock, l.tlsServer, l.cfg.timeouts.command).then(
+      (c) => startSession(c.socket, c.info, c.certUser),
+      (err: ClientTlsError) => this.bus.emit({ type: 'link.tls-failed', sid, side: 'client', reason: err.reason, offered: err.offered, client: address, listener: l.name }),
+    );
   }
 
   /** Graceful end: every open session gets 421 4.3.2 and is closed. */

@@ -99,6 +99,7 @@ export class Session implements AuthContext {
     this.bus = opts.bus;
     this.client = client;
     this.up = new UpstreamClient(opts.listener.upstream);
+    if (opts.listener.upstreamCfg.xclient) this.up.xclient = { addr: opts.clientAddress };
     this.summary = {
       sid: this.sid,
       listener: this.listener.name,
@@ -121,11 +122,12 @@ export class Session implements AuthContext {
       client: this.clientAddress,
       clientPort: this.opts.clientPort,
       proxiedFrom: this.opts.proxiedFrom,
+      local: `${this.client.localAddress}:${this.client.localPort}`,
     });
     if (this.clientTls) this.emit({ type: 'link.tls', sid: this.sid, side: 'client', tls: this.clientTls });
     this.attachClient(this.client);
     this.client.setTimeout(this.listener.cfg.timeouts.command);
-    if (this.bus.active) {
+    if (this.bus.wantsLines) {
       this.up.onLine = (dir, line) =>
         this.emit({ type: 'protocol', sid: this.sid, leg: dir === 'out' ? 'proxy->upstream' : 'upstream->proxy', line });
     }
@@ -331,7 +333,7 @@ export class Session implements AuthContext {
       return;
     }
     const cmd = parseCommand(line);
-    if (this.bus.active) {
+    if (this.bus.wantsLines) {
       // AUTH lines may carry an initial response: the session masks it here, where it knows.
       const shown = cmd.verb === 'AUTH' && cmd.args.includes(' ') ? `AUTH ${cmd.args.split(' ')[0]} ********` : line;
       this.emit({ type: 'protocol', sid: this.sid, leg: 'client->proxy', line: shown });
@@ -415,7 +417,7 @@ export class Session implements AuthContext {
   private write(text: string): void {
     if (!text || this.client.destroyed) return;
     this.bytesOut += text.length;
-    if (this.bus.active) {
+    if (this.bus.wantsLines) {
       for (const l of text.split('\r\n')) if (l) this.emit({ type: 'protocol', sid: this.sid, leg: 'proxy->client', line: l });
     }
     this.client.write(text, 'latin1');
@@ -430,7 +432,7 @@ export class Session implements AuthContext {
 
   readAuthLine(cb: (line: string | null) => void): void {
     this.authLineWaiter = (line) => {
-      if (line !== null && this.bus.active) {
+      if (line !== null && this.bus.wantsLines) {
         this.emit({ type: 'protocol', sid: this.sid, leg: 'client->proxy', line: line === '*' ? '*' : '********' });
       }
       cb(line);
