@@ -14,8 +14,10 @@ import { connect } from './harness/dialogue.js';
 import { freePort } from './harness/ports.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-// A private build, so this file never races another test file rebuilding the shared dist/.
-const OUT = path.join(ROOT, 'node_modules/.cache/mailshim-ops-test/dist');
+// A private build (per test process, removed afterwards), so this file never races another test run
+// rebuilding the shared dist/. Inside node_modules/ so the build still resolves the package's dependencies.
+const BUILD = path.join(ROOT, `node_modules/.cache/mailshim-ops-test-${process.pid}`);
+const OUT = path.join(BUILD, 'dist');
 const MAIN = path.join(OUT, 'main.js');
 
 class Child {
@@ -97,6 +99,7 @@ describe('mailshim run: drain and reload', () => {
   afterAll(async () => {
     await up?.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(BUILD, { recursive: true, force: true });
   });
 
   async function start(cfgText: string): Promise<Child> {
