@@ -81,6 +81,8 @@ export class Session implements AuthContext {
   /** Body bytes to swallow (refused BDAT chunk), so they are never read as commands. */
   private discardBytes = 0;
   private upstreamLostInData = false;
+  /** The final dot went upstream and its reply is awaited (REPLY_TIMEOUT.dataEnd governs, not the client timer). */
+  private awaitingDataEnd = false;
   private readonly started = performance.now();
   private readonly opts: SessionOptions;
   private summary: Omit<SessionSummary, 'durationMs' | 'bytesIn' | 'bytesOut'>;
@@ -283,6 +285,9 @@ export class Session implements AuthContext {
 
   private onClientTimeout = (): void => {
     if (this.state === 'closed' || this.state === 'closing') return;
+    // Waiting for the upstream's verdict on a message is not client idleness (RFC 5321 4.5.3.2.6 gives it
+    // 10 minutes); a 421 now, while the upstream may still accept, would make the client send it twice.
+    if (this.awaitingDataEnd) return;
     this.emit({ type: 'timeout', sid: this.sid, side: 'client' });
     this.summary.result = 'timeout';
     this.summary.reason = `client idle in state ${this.state}`;
@@ -517,7 +522,9 @@ export class Session implements AuthContext {
       return;
     }
     const fill = this.reserve(true);
+    this.awaitingDataEnd = true;
     this.up.expectReply((reply) => {
+      this.awaitingDataEnd = false;
       this.txEnd(reply);
       fill(reply);
     }, REPLY_TIMEOUT.dataEnd);

@@ -1,11 +1,12 @@
 // The built CLI as a user runs it: `node dist/main.js ...` as a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertSuccess, run, swaks } from './harness/peers.js';
+import { run, swaks } from './harness/peers.js';
 import { freePort } from './harness/ports.js';
 import { startSmtpSink, type SmtpSinkInstance } from './harness/smtp-sink.js';
 
@@ -29,11 +30,10 @@ describe('mailshim CLI', () => {
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
-    [dir, sink] = await Promise.all([
-      mkdtemp(join(tmpdir(), 'mailshim-cli-')),
-      startSmtpSink(),
-      run('npm', ['run', 'build'], { cwd: ROOT, timeoutMs: 110_000 }).then((r) => assertSuccess(r, 'npm run build')),
-    ]);
+    // dist/ is built once for the whole run by test/global-setup.ts; rebuilding here would rewrite files
+    // under other test files that run the CLI at the same time.
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build (vitest's global setup does)`);
+    [dir, sink] = await Promise.all([mkdtemp(join(tmpdir(), 'mailshim-cli-')), startSmtpSink()]);
   });
 
   afterAll(async () => {

@@ -50,6 +50,8 @@ describe('faults', () => {
   let viaQuitter: ProxyHandle;
   let viaGarbler: ProxyHandle;
   let viaRefuser: ProxyHandle;
+  let slowDot: FakeUpstream;
+  let viaSlowDot: ProxyHandle;
 
   beforeAll(async () => {
     const closedPort = await freePort();
@@ -76,6 +78,13 @@ describe('faults', () => {
       startFakeUpstream({ onCommand: (l) => (l.startsWith('RCPT') ? 'this is not an SMTP reply' : undefined) }),
       startFakeUpstream({ greeting: '554 5.3.2 fake.test No SMTP service here' }),
     ]);
+    slowDot = await startFakeUpstream({
+      onMessage: (_body, conn) => {
+        setTimeout(() => conn.write('250 2.0.0 Ok: queued late\r\n'), 1500);
+        return null;
+      },
+    });
+    viaSlowDot = await startProxy(config(slowDot.port, { timeouts: { command: '1s' } }));
     [viaQuitter, viaGarbler, viaRefuser] = await Promise.all([
       startProxy(config(quitter.port)),
       startProxy(config(garbler.port)),
@@ -91,7 +100,8 @@ describe('faults', () => {
 
   afterAll(async () => {
     await Promise.all([viaDropping, viaNormal, viaSilent, unreachable, viaQuitter, viaGarbler, viaRefuser].map((p) => p?.stop()));
-    await Promise.all([dropping, normal, silentRcpt, quitter, garbler, refuser].map((u) => u?.stop()));
+    await viaSlowDot?.stop();
+    await Promise.all([dropping, normal, silentRcpt, quitter, garbler, refuser, slowDot].map((u) => u?.stop()));
   });
 
   it('upstream unreachable: the client gets 421 4.4.1 and the connection closes', async () => {
@@ -145,6 +155,18 @@ describe('faults', () => {
     expect(waited).toBeGreaterThanOrEqual(900);
     expect(waited).toBeLessThan(3000);
     await c.closed();
+  });
+
+  it('a client waiting for the reply to its final dot is not idle: a late 250 still arrives, no 421', async () => {
+    // RFC 5321 4.5.3.2.6 gives the upstream 10 minutes for this reply, longer than the 5-minute command
+    // timeout: a 421 here while the upstream goes on to accept the message makes the client send it twice.
+    const c = await connect(viaSlowDot.port);
+    await intoData(c);
+    c.sendRaw('Subject: slow\r\n\r\nbody\r\n.\r\n');
+    const r = await c.reply(4000);
+    expect(r.raw).toBe('250 2.0.0 Ok: queued late\r\n');
+    c.send('QUIT');
+    await c.expect(/^221 /);
   });
 
   it('upstream sends an unsolicited 421: the client gets it and the session ends', async () => {
