@@ -95,6 +95,37 @@ describe('framing and command hygiene', () => {
     await c.closed();
   });
 
+  it('the limit is exact: a 512-octet command (CRLF included) passes, 513 octets is too long', async () => {
+    const { c, conn } = await session();
+    const fits = 'NOOP ' + 'a'.repeat(505); // 510 + CRLF = 512
+    const over = 'NOOP ' + 'b'.repeat(506); // 511 + CRLF = 513
+    c.send(fits);
+    await c.expect(/^250 2\.0\.0 Ok noop/);
+    c.send(over);
+    await c.expect(/^500 5\.5\.2 Line too long/);
+    expect(conn.commands).toContain(fits);
+    expect(conn.commands.some((l) => l.includes('bbbb'))).toBe(false);
+    c.send('QUIT');
+    await c.closed();
+  });
+
+  it('a lenient device ending commands with a bare LF is understood; the upstream gets CRLF', async () => {
+    const before = up.connections.length;
+    const c = await connect(proxy.port);
+    await c.greeted();
+    c.sendRaw('EHLO lf.example.org\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.test>\n');
+    await c.expect(/^250-fake\.test Hello lf\.example\.org/);
+    await c.expect(/^250 2\.1\.0 /);
+    await c.expect(/^250 2\.1\.5 /);
+    c.sendRaw('QUIT\n');
+    await c.expect(/^221 /);
+    await c.closed();
+    const conn = up.connections[before];
+    expect(Buffer.concat(conn.reads).toString('latin1')).toBe(
+      'EHLO lf.example.org\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.test>\r\nQUIT\r\n',
+    );
+  });
+
   it('a 10 MB line without LF keeps memory bounded and the session survives', async () => {
     const { c, conn } = await session();
     const chunk = Buffer.alloc(1024 * 1024, 0x41);

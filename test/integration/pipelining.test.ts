@@ -135,6 +135,23 @@ describe('pipelining', () => {
     expect(allReplies(c.received).map((r) => r.slice(0, 3))).toEqual(['220', '250', '250', '250', '500', '550', '250', '250', '221']);
   });
 
+  it('a client that does not wait for 354 (envelope, DATA, body and QUIT in one write) still gets each reply once', async () => {
+    const before = slow.connections.length;
+    const c = await connect(viaSlow.port);
+    await c.ehloDone();
+    c.sendRaw(
+      'MAIL FROM:<eager@example.org>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n' +
+        'Subject: eager\r\n\r\nRSET\r\n.\r\nQUIT\r\n',
+    );
+    const got = await replies(c, 5);
+    expect(got.map((r) => r.code)).toEqual([250, 250, 354, 250, 221]);
+    await c.closed();
+    const up = slow.connections[before];
+    // The body stayed a body: its RSET line was not run as a command.
+    expect(up.messages.map((m) => m.toString('latin1'))).toEqual(['Subject: eager\r\n\r\nRSET\r\n.\r\n']);
+    expect(up.commands).toEqual(['EHLO client.example.org', 'MAIL FROM:<eager@example.org>', 'RCPT TO:<b@example.test>', 'DATA', 'QUIT']);
+  });
+
   it('an upstream without PIPELINING never gets more than one command at a time', async () => {
     const c = await connect(viaNoPipelining.port);
     const ehlo = await c.ehloDone();
