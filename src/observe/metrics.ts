@@ -32,12 +32,12 @@ export function classifyUpstreamFailure(reason: string): UpstreamFailure {
 }
 
 export function refusalReason(text: string): RefusalReason {
+  if (/^proxy protocol/i.test(text)) return 'proxy-protocol';
   if (/allow/i.test(text)) return 'allowlist';
   if (/maxConnections/.test(text)) return 'max-connections';
   if (/maxPerClient/.test(text)) return 'max-per-client';
   if (/rate/i.test(text)) return 'rate';
   if (/shutting/i.test(text)) return 'shutting-down';
-  if (/proxy/i.test(text)) return 'proxy-protocol';
   return 'other';
 }
 

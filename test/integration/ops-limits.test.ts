@@ -1,6 +1,10 @@
 // Connection limits: the N+1st concurrent connection from one client, and the N+1st within a minute,
 // get 421 4.7.0 and are closed; behind the PROXY protocol the limits count the original client.
 import { describe, it, expect, afterEach } from 'vitest';
+import tls from 'node:tls';
+import net from 'node:net';
+import { rm } from 'node:fs/promises';
+import { createCerts } from './harness/certs.js';
 import { startFakeUpstream, type FakeUpstream } from './harness/fake-upstream.js';
 import { startProxy, type ProxyHandle } from './harness/start-proxy.js';
 import { connect, type Dialogue } from './harness/dialogue.js';
@@ -97,5 +101,30 @@ describe('limits', () => {
     expect(p.events.filter((e) => e.type === 'session.start')).toHaveLength(0);
     const m = await scrape(p.app.metricsServer!.address().port);
     expect(sampleSum(m, 'mailshim_connections_refused_total', { reason: 'proxy-protocol' })).toBe(1);
+  });
+
+  it('implicit TLS behind the PROXY protocol: header and ClientHello in one write, the handshake and session work', async () => {
+    const certs = await createCerts();
+    try {
+      const p = await setup({}, { proxyProtocol: true, trustedProxies: ['127.0.0.1/32'], tls: { mode: 'implicit', cert: certs.server.cert, key: certs.server.key } });
+      const raw = net.connect({ host: '127.0.0.1', port: p.port });
+      await new Promise((r) => raw.once('connect', r));
+      // Cork so the header and the ClientHello leave in one segment: the adapter must hand the rest to TLS.
+      raw.cork();
+      raw.write('PROXY TCP4 198.51.100.9 127.0.0.1 5555 465\r\n');
+      const t = tls.connect({ socket: raw, servername: 'localhost', rejectUnauthorized: false });
+      setTimeout(() => raw.uncork(), 50);
+      const greeting = await new Promise<string>((resolve, reject) => {
+        t.once('data', (d) => resolve(d.toString()));
+        t.once('error', reject);
+      });
+      expect(greeting).toMatch(/^220 /);
+      t.write('QUIT\r\n');
+      await new Promise((r) => t.once('close', r));
+      const start = p.events.find((e) => e.type === 'session.start');
+      expect(start).toMatchObject({ client: '198.51.100.9', proxiedFrom: '127.0.0.1' });
+    } finally {
+      await rm(certs.dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { createMetrics, classifyUpstreamFailure } from '../../../src/observe/metrics.js';
+import { createMetrics, classifyUpstreamFailure, refusalReason } from '../../../src/observe/metrics.js';
 import type { SessionEvent, SessionSummary } from '../../../src/observe/events.js';
 
 type MetricJson = { name: string; values: { value: number; labels: Record<string, string | number>; metricName?: string }[] };
@@ -69,6 +69,14 @@ describe('metrics fed from session events', () => {
     expect(classifyUpstreamFailure('connect ETIMEDOUT')).toBe('timeout');
     expect(classifyUpstreamFailure('getaddrinfo ENOTFOUND smtp.invalid')).toBe('dns');
     expect(classifyUpstreamFailure('something nobody expected: 192.0.2.1')).toBe('other');
+    // The listener's refusal texts, as listener.ts writes them.
+    expect(refusalReason('not in clients.allow')).toBe('allowlist');
+    expect(refusalReason('limits.maxConnections')).toBe('max-connections');
+    expect(refusalReason('limits.maxPerClient')).toBe('max-per-client');
+    expect(refusalReason('limits.ratePerClient')).toBe('rate');
+    expect(refusalReason('shutting down')).toBe('shutting-down');
+    expect(refusalReason('proxy protocol: peer not in trustedProxies')).toBe('proxy-protocol');
+    expect(refusalReason('proxy protocol: v2 transport 3 is neither STREAM nor DGRAM')).toBe('proxy-protocol');
   });
 
   it('exports the default process metrics with the mailshim_ prefix', async () => {
