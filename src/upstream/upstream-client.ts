@@ -75,7 +75,7 @@ export class UpstreamClient {
     }
     this.attach(sock);
     const greeting = await this.expect(REPLY_TIMEOUT.greeting);
-    if (greeting.code !== 220 || t.tlsMode !== 'starttls') return greeting;
+    if (greeting.code !== 220 || t.tlsMode !== 'starttls') return this.xclientHandover(greeting);
 
     const ehlo = await this.request(`EHLO ${t.ehloName}`);
     if (ehlo.code !== 250) throw new DialError(`upstream refused EHLO before STARTTLS: ${oneLine(ehlo)}`, 'tls');
@@ -103,7 +103,28 @@ export class UpstreamClient {
     this.attach(up.socket);
     this.caps = [];
     this.pipelining = false; // nothing learned before TLS is trusted after it
-    return greeting;
+    return this.xclientHandover(greeting);
+  }
+
+  /** Set for `upstreams[].xclient`: the original client, announced with XCLIENT (Postfix XCLIENT_README). */
+  xclient: { addr: string } | undefined;
+
+  /**
+   * EHLO, then `XCLIENT ADDR=... NAME=[UNAVAILABLE] PROTO=ESMTP` when the upstream offers it; its 220 starts
+   * a new SMTP session, and that greeting is the one the client sees. An upstream that does not offer
+   * XCLIENT is used as is; one that refuses it fails the connection (it was configured to expect it).
+   */
+  private async xclientHandover(greeting: SmtpReply): Promise<SmtpReply> {
+    if (!this.xclient || greeting.code !== 220) return greeting;
+    const ehlo = await this.request(`EHLO ${this.target.ehloName}`);
+    const offer = parseEhlo(ehlo).caps.find((c) => c.keyword === 'XCLIENT');
+    if (ehlo.code !== 250 || !offer) return greeting;
+    const a = this.xclient.addr;
+    const r = await this.request(`XCLIENT ADDR=${a.includes(':') ? `IPV6:${a}` : a} NAME=[UNAVAILABLE] PROTO=ESMTP`);
+    if (r.code !== 220) throw new DialError(`upstream refused XCLIENT: ${oneLine(r)}`, 'connect');
+    this.caps = [];
+    this.pipelining = false;
+    return r;
   }
 
   /** Take over a socket: every byte in goes through the reply parser. */
