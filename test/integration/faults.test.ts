@@ -243,6 +243,8 @@ describe('faults', () => {
   });
 
   it('upstream never answers RCPT: the client gets a 4xx, not 250', async () => {
+    // There is no config key for the upstream reply timeout (REPLY_TIMEOUT.command, 300 s); what answers
+    // here after 1 s is the listener's timeouts.command.
     const c = await connect(viaSilent.port);
     await c.ehloDone();
     c.send('MAIL FROM:<a@example.org>');
