@@ -93,7 +93,7 @@ describe('capture: passthrough session', () => {
     const d = path.join(dir, 'sessions');
     const all = await traceCli(['list', '--dir', d]);
     expect(all.out.toString().trim().split('\n')).toHaveLength(1);
-    expect(all.out.toString()).toMatch(new RegExp(`^${sid}  \\S+ \\S+Z  qmail-fix  127\\.0\\.0\\.1  -  ok  [\\d.]+s  1 sent`));
+    expect(all.out.toString()).toMatch(new RegExp(`^${sid}  \\S+ \\S+Z  qmail-fix  127\\.0\\.0\\.1  doorphone  ok  [\\d.]+s  1 sent`));
     expect((await traceCli(['list', '--dir', d, '--failed'])).out.toString()).toBe('');
     expect((await traceCli(['list', '--dir', d, '--client', '10.9.9.9'])).out.toString()).toBe('');
     expect((await traceCli(['list', '--dir', d, '--since', '1h'])).out.toString()).toContain(sid);
