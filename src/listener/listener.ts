@@ -89,7 +89,7 @@ export class Listener {
   }
 
   private accept(sock: net.Socket): void {
-    sock.setNoDelay(true);
+    // TCP_NODELAY is already set by the server's noDelay option.
     const l = this.compiled;
     const address = unmapV4(sock.remoteAddress ?? '');
     const port = sock.remotePort ?? 0;

@@ -70,11 +70,41 @@ export function createMetrics(upstreamOf: (listener: string) => string | undefin
   // An upstream-unreachable session already counted via link.tls-failed is not counted twice.
   const upstreamCounted = new Set<string>();
 
+  // Label children cached per listener (and result/class): prom-client hashes a label object on every
+  // inc() otherwise, and these run several times per session.
+  const perListener = new Map<
+    string,
+    { active: Gauge.Internal<string>; duration: Histogram.Internal<string>; bytesIn: Counter.Internal; bytesOut: Counter.Internal; results: Map<string, Counter.Internal>; messages: Map<string, Counter.Internal> }
+  >();
+  const forListener = (listener: string) => {
+    let c = perListener.get(listener);
+    if (!c) {
+      c = {
+        active: active.labels({ listener }),
+        duration: duration.labels({ listener }),
+        bytesIn: bytes.labels({ listener, direction: 'in' }),
+        bytesOut: bytes.labels({ listener, direction: 'out' }),
+        results: new Map(),
+        messages: new Map(),
+      };
+      perListener.set(listener, c);
+    }
+    return c;
+  };
+  const child = <T>(cache: Map<string, T>, key: string, make: () => T): T => {
+    let c = cache.get(key);
+    if (!c) {
+      c = make();
+      cache.set(key, c);
+    }
+    return c;
+  };
+
   const observer: Observer = (ev: SessionEvent) => {
     switch (ev.type) {
       case 'session.start':
         listenerOf.set(ev.sid, ev.listener);
-        active.inc({ listener: ev.listener });
+        forListener(ev.listener).active.inc();
         break;
       case 'link.tls':
         tlsHandshakes.inc({ side: ev.side, version: ev.tls.version ?? 'unknown', cipher: ev.tls.cipher ?? 'unknown' });
@@ -111,19 +141,21 @@ export function createMetrics(upstreamOf: (listener: string) => string | undefin
       }
       case 'tx.commit':
       case 'tx.rollback':
-        messages.inc({
-          listener: listenerOf.get(ev.sid) ?? 'unknown',
-          outcome: ev.type === 'tx.commit' ? 'relayed' : 'rejected',
-          class: `${Math.floor(ev.code / 100)}xx`,
-        });
+      {
+        const listener = listenerOf.get(ev.sid) ?? 'unknown';
+        const outcome = ev.type === 'tx.commit' ? 'relayed' : 'rejected';
+        const cls = `${Math.floor(ev.code / 100)}xx`;
+        child(forListener(listener).messages, `${outcome} ${cls}`, () => messages.labels({ listener, outcome, class: cls })).inc();
+      }
         break;
       case 'session.end': {
         const s = ev.summary;
-        sessions.inc({ listener: s.listener, result: s.result });
-        if (listenerOf.has(s.sid)) active.dec({ listener: s.listener });
-        duration.observe({ listener: s.listener }, s.durationMs / 1000);
-        bytes.inc({ listener: s.listener, direction: 'in' }, s.bytesIn);
-        bytes.inc({ listener: s.listener, direction: 'out' }, s.bytesOut);
+        const c = forListener(s.listener);
+        child(c.results, s.result, () => sessions.labels({ listener: s.listener, result: s.result })).inc();
+        if (listenerOf.has(s.sid)) c.active.dec();
+        c.duration.observe(s.durationMs / 1000);
+        c.bytesIn.inc(s.bytesIn);
+        c.bytesOut.inc(s.bytesOut);
         const greetingRefused = s.result === 'refused' && /^upstream greeting/.test(s.reason ?? '');
         if ((s.result === 'upstream-unreachable' || greetingRefused) && !upstreamCounted.has(s.sid)) {
           const reason = greetingRefused ? 'greeting' : classifyUpstreamFailure(s.reason ?? '');

@@ -15,9 +15,15 @@ export function parseCommand(line: string): Command {
   return { verb, args, raw: line };
 }
 
+// Compiled once: MAIL and RCPT are parsed on every transaction.
+const PATH_RE = {
+  FROM: /^FROM:\s*(<[^<>]*>|[^\s<>]+)(?:\s+(.*))?$/i,
+  TO: /^TO:\s*(<[^<>]*>|[^\s<>]+)(?:\s+(.*))?$/i,
+};
+
 /** `FROM:<a@b> SIZE=10` -> the path and the parameters; null when the syntax is off. */
 export function parsePath(args: string, keyword: 'FROM' | 'TO'): { path: string; params: string[] } | null {
-  const m = new RegExp(`^${keyword}:\\s*(<[^<>]*>|[^\\s<>]+)(?:\\s+(.*))?$`, 'i').exec(args.trim());
+  const m = PATH_RE[keyword].exec(args.trim());
   if (!m) return null;
   const path = m[1].startsWith('<') ? m[1].slice(1, -1) : m[1];
   return { path, params: m[2] ? m[2].split(/\s+/).filter(Boolean) : [] };

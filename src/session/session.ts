@@ -124,7 +124,8 @@ export class Session implements AuthContext {
       client: this.clientAddress,
       clientPort: this.opts.clientPort,
       proxiedFrom: this.opts.proxiedFrom,
-      local: `${this.client.localAddress}:${this.client.localPort}`,
+      // getsockname() costs a syscall per session; only transcripts show it.
+      local: this.bus.wantsLines ? `${this.client.localAddress}:${this.client.localPort}` : undefined,
     });
     if (this.clientTls) this.emit({ type: 'link.tls', sid: this.sid, side: 'client', tls: this.clientTls });
     this.attachClient(this.client);
@@ -188,7 +189,6 @@ export class Session implements AuthContext {
     sock.on('error', this.onClientError);
     sock.on('close', this.onClientClose);
     sock.on('timeout', this.onClientTimeout);
-    sock.on('drain', this.onClientDrain);
   }
 
   /** Hand the raw socket over (to TLS): after this no byte of it is read as a command. */
@@ -198,7 +198,6 @@ export class Session implements AuthContext {
     sock.off('error', this.onClientError);
     sock.off('close', this.onClientClose);
     sock.off('timeout', this.onClientTimeout);
-    sock.off('drain', this.onClientDrain);
     return sock;
   }
 
@@ -297,9 +296,6 @@ export class Session implements AuthContext {
     this.closeWith(R.timeout(this.hostname));
   };
 
-  private onClientDrain = (): void => {
-    // The client reads replies again; nothing to do (replies are small).
-  };
 
   /** Read and dispatch buffered lines while the session is ready for them. */
   pump(): void {
@@ -625,10 +621,12 @@ export class Session implements AuthContext {
   enterClosing(): void {
     if (this.state === 'closed') return;
     this.state = 'closing';
-    this.client.end();
+    // Like Postfix after its 221 or 421: close as soon as the last reply has been handed to the kernel.
+    // Waiting for the client's own close gains nothing (nothing valid follows QUIT), and a client that
+    // closes with a reset would only produce an error to handle.
+    const client = this.client;
+    client.end(() => client.destroy());
     if (!this.up.closed) this.up.quit();
-    // A client that never closes its side is cut off after a grace period.
-    setTimeout(() => this.client.destroy(), 2_000).unref();
   }
 
   private end(): void {

@@ -6,7 +6,7 @@ import type tls from 'node:tls';
 import { ReplyParser, ReplyParseError } from '../protocol/reply-parser.js';
 import { formatReply } from '../protocol/reply.js';
 import { parseEhlo, hasCap } from '../protocol/capabilities.js';
-import type { Capability, SmtpReply } from '../types.js';
+import type { Capability, EhloReply, SmtpReply } from '../types.js';
 import type { TlsInfo } from '../observe/events.js';
 import { connectTcp, upgradeToTls, DialError, type UpstreamTlsOptions } from './dial.js';
 
@@ -40,6 +40,8 @@ export class UpstreamClient {
   /** Commands held back because the upstream does not pipeline. */
   private held: { line: string; shown: string; p: Pending }[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private timerMs = 0;
+  private timerArmed = false;
   /** The capabilities of the upstream's latest EHLO reply. */
   caps: Capability[] = [];
   pipelining = false;
@@ -191,11 +193,24 @@ export class UpstreamClient {
     this.onClose(reason);
   }
 
+  /** One timer per connection, re-armed with refresh() (no allocation per command) unless the wait changes. */
   private armTimer(): void {
-    clearTimeout(this.timer);
     const head = this.pending[0];
-    if (!head) return;
-    this.timer = setTimeout(() => this.fail(`upstream did not answer within ${head.timeoutMs / 1000} s`), head.timeoutMs);
+    if (!head) {
+      // Left to fire harmlessly (or be refreshed by the next command); cleared when the connection ends.
+      this.timerArmed = false;
+      return;
+    }
+    if (this.timer && this.timerMs === head.timeoutMs) {
+      this.timer.refresh();
+    } else {
+      clearTimeout(this.timer);
+      this.timerMs = head.timeoutMs;
+      this.timer = setTimeout(() => {
+        if (this.timerArmed) this.fail(`upstream did not answer within ${this.timerMs / 1000} s`);
+      }, head.timeoutMs);
+    }
+    this.timerArmed = true;
   }
 
   /** Send one command; `handler` gets its reply. `shown` is the transcript form (redacted for AUTH). */
@@ -247,9 +262,11 @@ export class UpstreamClient {
   }
 
   /** Record what the upstream's EHLO reply offered (for PIPELINING, AUTH and the client's view). */
-  learnEhlo(reply: SmtpReply): void {
-    this.caps = parseEhlo(reply).caps;
+  learnEhlo(reply: SmtpReply): EhloReply {
+    const parsed = parseEhlo(reply);
+    this.caps = parsed.caps;
     this.pipelining = hasCap(this.caps, 'PIPELINING');
+    return parsed;
   }
 
   /** Message bytes; false means wait for 'drain'. */

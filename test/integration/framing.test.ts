@@ -20,6 +20,7 @@ describe('framing and command hygiene', () => {
   let oldMta: FakeUpstream;
   let proxy: ProxyHandle;
   let viaOldMta: ProxyHandle;
+  let forwardViaOldMta: ProxyHandle;
   let waitProxy: ProxyHandle;
   let rejectProxy: ProxyHandle;
 
@@ -33,16 +34,17 @@ describe('framing and command hygiene', () => {
       // An RFC 821 server: no EHLO.
       startFakeUpstream({ onCommand: (l) => (l.startsWith('EHLO') ? '502 5.5.2 Error: command not recognized' : undefined) }),
     ]);
-    [proxy, viaOldMta, waitProxy, rejectProxy] = await Promise.all([
+    [proxy, viaOldMta, forwardViaOldMta, waitProxy, rejectProxy] = await Promise.all([
       startProxy(config(up.port, { greeting: 'proxy.test ESMTP mailshim' })),
       startProxy(config(oldMta.port)),
+      startProxy(config(oldMta.port, { auth: { mode: 'forward', allowPlaintext: true } })),
       startProxy(config(slowGreeter.port, { earlyTalker: 'wait' })),
       startProxy(config(slowGreeter.port, { earlyTalker: 'reject' })),
     ]);
   });
 
   afterAll(async () => {
-    await Promise.all([proxy, viaOldMta, waitProxy, rejectProxy].map((p) => p?.stop()));
+    await Promise.all([proxy, viaOldMta, forwardViaOldMta, waitProxy, rejectProxy].map((p) => p?.stop()));
     await Promise.all([up, slowGreeter, oldMta].map((u) => u?.stop()));
   });
 
@@ -71,7 +73,7 @@ describe('framing and command hygiene', () => {
     await c.closed();
   });
 
-  it('HELO towards an upstream without ESMTP: mailshim falls back to HELO and the client gets 250', async () => {
+  it('HELO in passthrough is relayed as HELO: an upstream without ESMTP answers it and the client gets 250', async () => {
     const c = await connect(viaOldMta.port);
     await c.greeted();
     c.send('HELO old.example.org');
@@ -79,7 +81,18 @@ describe('framing and command hygiene', () => {
     c.send('QUIT');
     await c.closed();
     const [conn] = oldMta.connections;
-    expect(conn.commands.slice(0, 2)).toEqual(['EHLO old.example.org', 'HELO old.example.org']);
+    expect(conn.commands.slice(0, 1)).toEqual(['HELO old.example.org']);
+  });
+
+  it('HELO where mailshim does AUTH itself: it asks with EHLO, falls back to HELO on 502, and the client gets 250', async () => {
+    const c = await connect(forwardViaOldMta.port);
+    await c.greeted();
+    c.send('HELO old.example.org');
+    await c.expect(/^250 fake\.test Hello old\.example\.org\r\n$/);
+    c.send('QUIT');
+    await c.closed();
+    const conn = oldMta.connections.find((k) => k.commands[0]?.startsWith('EHLO'));
+    expect(conn?.commands.slice(0, 2)).toEqual(['EHLO old.example.org', 'HELO old.example.org']);
   });
 
   it('a 600-octet command gets 500 5.5.2 Line too long and never reaches the upstream; the session goes on', async () => {

@@ -1,10 +1,10 @@
-// EHLO/HELO: relay the greeting upstream (always as EHLO, so mailshim learns the upstream's
-// capabilities), then show the client the capability list the listener wants it to see.
+// EHLO/HELO: relay the greeting upstream (as EHLO wherever mailshim needs the upstream's capabilities),
+// then show the client the capability list the listener wants it to see.
 import net from 'node:net';
 import type { CommandHandler } from '../dispatch.js';
 import type { Session } from '../session.js';
-import type { SmtpReply } from '../../types.js';
-import { parseEhlo, serializeEhlo, formatCapability } from '../../protocol/capabilities.js';
+import type { EhloReply, SmtpReply } from '../../types.js';
+import { serializeEhlo, formatCapability } from '../../protocol/capabilities.js';
 import { applyRules, withoutKeywords, withCap, setAuth } from '../../rewrite/apply.js';
 
 /**
@@ -22,12 +22,23 @@ export const ehlo: CommandHandler = {
     const verb = cmd.verb as 'HELO' | 'EHLO';
     s.tx = undefined;
     const fill = s.reserve(true);
+    // In passthrough a HELO client gets a transparent HELO upstream: nothing needs the upstream's ESMTP
+    // capabilities. Where mailshim does AUTH itself it needs them, so it asks with EHLO whatever the client said.
+    if (verb === 'HELO' && s.listener.auth.name === 'passthrough') {
+      s.up.command(`HELO ${name}`, (h) => {
+        if (h.code === 250) {
+          s.helo = name;
+          s.heloVerb = verb;
+        }
+        fill(h);
+      });
+      return;
+    }
     s.up.command(`EHLO ${name}`, (r) => {
       if (r.code === 250) {
         s.helo = name;
         s.heloVerb = verb;
-        s.up.learnEhlo(r);
-        fill(clientView(s, r, verb));
+        fill(clientView(s, s.up.learnEhlo(r), verb));
         return;
       }
       if (verb === 'HELO' && r.code >= 500) {
@@ -46,8 +57,7 @@ export const ehlo: CommandHandler = {
   },
 };
 
-function clientView(s: Session, upstream: SmtpReply, verb: 'HELO' | 'EHLO'): SmtpReply {
-  const parsed = parseEhlo(upstream);
+function clientView(s: Session, parsed: EhloReply, verb: 'HELO' | 'EHLO'): SmtpReply {
   if (verb === 'HELO') return { code: 250, lines: [parsed.greeting] };
   let caps = withoutKeywords(parsed.caps, HIDDEN);
   const l = s.listener;
