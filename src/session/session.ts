@@ -665,10 +665,3 @@ export class Session implements AuthContext {
   }
 }
 
-/** The subject CN of a client certificate that verified against the listener's CA (and CRL). */
-export function verifiedCertUser(sock: tls.TLSSocket): string | undefined {
-  if (!sock.authorized) return undefined;
-  const cert = sock.getPeerCertificate();
-  const cn = cert?.subject?.CN;
-  return Array.isArray(cn) ? cn[0] : cn || undefined;
-}

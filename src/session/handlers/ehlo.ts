@@ -25,13 +25,7 @@ export const ehlo: CommandHandler = {
     // In passthrough a HELO client gets a transparent HELO upstream: nothing needs the upstream's ESMTP
     // capabilities. Where mailshim does AUTH itself it needs them, so it asks with EHLO whatever the client said.
     if (verb === 'HELO' && s.listener.auth.name === 'passthrough') {
-      s.up.command(`HELO ${name}`, (h) => {
-        if (h.code === 250) {
-          s.helo = name;
-          s.heloVerb = verb;
-        }
-        fill(h);
-      });
+      helo(s, name, fill);
       return;
     }
     s.up.command(`EHLO ${name}`, (r) => {
@@ -43,19 +37,24 @@ export const ehlo: CommandHandler = {
       }
       if (verb === 'HELO' && r.code >= 500) {
         // An upstream without ESMTP: fall back to what the client asked for.
-        s.up.command(`HELO ${name}`, (h) => {
-          if (h.code === 250) {
-            s.helo = name;
-            s.heloVerb = verb;
-          }
-          fill(h);
-        });
+        helo(s, name, fill);
         return;
       }
       fill(r);
     });
   },
 };
+
+/** Relay HELO as it is; the upstream's one-line 250 is the client's reply. */
+function helo(s: Session, name: string, fill: (r: SmtpReply) => void): void {
+  s.up.command(`HELO ${name}`, (h) => {
+    if (h.code === 250) {
+      s.helo = name;
+      s.heloVerb = 'HELO';
+    }
+    fill(h);
+  });
+}
 
 function clientView(s: Session, parsed: EhloReply, verb: 'HELO' | 'EHLO'): SmtpReply {
   if (verb === 'HELO') return { code: 250, lines: [parsed.greeting] };
