@@ -1,11 +1,11 @@
 // Helpers for the capture tests: a scripted fake upstream (optional STARTTLS, every SASL mechanism the
 // client may try, a switch to fail AUTH like Microsoft 365), a line-dialogue client with STARTTLS, and a
-// self-signed certificate made with the openssl CLI.
+// self-signed certificate made with the openssl CLI, and a live tshark capture that is known to be running.
 import net from 'node:net';
 import tls from 'node:tls';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 
 export function makeCert(dir: string): { cert: string; key: string } {
   const cert = path.join(dir, 'cert.pem');
@@ -224,4 +224,84 @@ export function maskVolatile(text: string, sid: string): string {
     .replace(/expires [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} GMT/g, 'expires EXPIRY')
     .replace(/after \d+\.\d{3} s/g, 'after N s')
     .replace(/\d+ bytes in, \d+ bytes out/g, 'N bytes in, N bytes out');
+}
+
+export interface LiveCapture {
+  /** Resolves once every packet sent before the call is in the capture (see startLiveCapture). */
+  barrier(): Promise<void>;
+  /** barrier(), then stop tshark and wait until the file is complete. */
+  stop(): Promise<void>;
+  /** Clean-up after a failure: kill tshark at once. */
+  kill(): void;
+}
+
+/**
+ * tshark on loopback writing `file`, filtered to `ports`. tshark prints "Capturing on" before its
+ * dumpcap has even opened the interface (here the first ~0.1 s, seconds under load, were missed), so
+ * readiness is proved instead: the filter also takes a probe port, and a throwaway connection to it is
+ * made until tshark reports that connection's SYN (-P prints each packet while writing the file). Packets
+ * on loopback are captured in order, so a probe seen later also proves every earlier packet is in.
+ */
+export async function startLiveCapture(ports: number[], file: string): Promise<LiveCapture> {
+  const probe = net.createServer((s) => s.destroy());
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const probePort = (probe.address() as net.AddressInfo).port;
+  const filter = [...ports, probePort].map((p) => `tcp port ${p}`).join(' or ');
+  const proc = spawn('tshark', ['-i', 'lo', '-f', filter, '-P', '-l', '-w', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  let stderr = '';
+  proc.stderr!.on('data', (c: Buffer) => void (stderr = (stderr + c.toString()).slice(-4000)));
+  // Source ports of the probe SYNs tshark has seen; the rest of its output is drained and dropped.
+  const seen = new Set<number>();
+  const synToProbe = new RegExp(`\\b(\\d+) (?:→|->) ${probePort} \\[SYN\\]`);
+  let rest = '';
+  proc.stdout!.on('data', (c: Buffer) => {
+    const lines = (rest + c.toString()).split('\n');
+    rest = lines.pop()!;
+    for (const l of lines) {
+      const m = synToProbe.exec(l);
+      if (m) seen.add(Number(m[1]));
+    }
+  });
+
+  async function barrier(): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const from = await new Promise<number>((resolve) => {
+        const s = net.connect(probePort, '127.0.0.1', () => resolve(s.localPort ?? 0));
+        s.on('error', () => resolve(0));
+      });
+      for (let i = 0; i < 10 && !seen.has(from); i++) await new Promise((r) => setTimeout(r, 50));
+      if (seen.has(from)) return;
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`tshark is not capturing on lo (exit code ${proc.exitCode}): ${stderr}`);
+      }
+    }
+  }
+
+  try {
+    await barrier();
+  } catch (err) {
+    proc.kill('SIGKILL');
+    probe.close();
+    throw err;
+  }
+  return {
+    barrier,
+    async stop() {
+      try {
+        await barrier();
+      } finally {
+        proc.kill('SIGINT');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+        probe.close();
+      }
+    },
+    kill() {
+      proc.kill('SIGKILL');
+      probe.close();
+    },
+  };
 }

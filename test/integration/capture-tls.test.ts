@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { Dialogue, makeCert, maskVolatile, startFakeUpstream, type FakeUpstream } from './capture-helpers.js';
+import { execFileSync } from 'node:child_process';
+import { Dialogue, makeCert, maskVolatile, startFakeUpstream, startLiveCapture, type FakeUpstream, type LiveCapture } from './capture-helpers.js';
 import { settle, startProxy, traceCli } from './capture-run.js';
 import type { App } from '../../src/app.js';
 
@@ -17,7 +17,7 @@ describe('capture: TLS 1.0 client -> TLS 1.2 upstream', () => {
   let up: FakeUpstream;
   let app: App;
   let port: number;
-  let tshark: ChildProcess | undefined;
+  let tshark: LiveCapture | undefined;
   let sid = '';
   const pcapLive = () => path.join(dir, 'live.pcap');
   const keylog = () => path.join(dir, 'keys.log');
@@ -40,17 +40,9 @@ describe('capture: TLS 1.0 client -> TLS 1.2 upstream', () => {
       upstreams: { provider: { host: '127.0.0.1', port: up.port, ehloName: 'mailshim.test', tls: { mode: 'starttls', ca: cert.cert, servername: 'localhost' } } },
       capture: { dir: path.join(dir, 'sessions'), keylog: keylog() },
     }));
-    // Live capture of both legs on loopback (tshark needs the capture privileges this machine's root has).
-    tshark = spawn('tshark', ['-i', 'lo', '-f', `tcp port ${port} or tcp port ${up.port}`, '-w', pcapLive()], { stdio: ['ignore', 'ignore', 'pipe'] });
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('tshark did not start capturing')), 15_000);
-      tshark!.stderr!.on('data', (c: Buffer) => {
-        if (/Capturing on/.test(c.toString())) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
+    // Live capture of both legs on loopback (tshark needs the capture privileges this machine's root has),
+    // proved to be running before the session starts.
+    tshark = await startLiveCapture([port, up.port], pcapLive());
     const d = await Dialogue.connect(port);
     await d.reply();
     await d.cmd('EHLO doorphone', /STARTTLS/);
@@ -63,15 +55,14 @@ describe('capture: TLS 1.0 client -> TLS 1.2 upstream', () => {
     await d.cmd('QUIT', /^221/);
     await d.close();
     await settle(app);
-    await new Promise((r) => setTimeout(r, 500));
-    tshark.kill('SIGINT');
-    await new Promise((r) => tshark!.once('exit', r));
+    // Stops only once a packet sent after the session is in the capture, so the session is complete.
+    await tshark.stop();
     tshark = undefined;
     sid = fs.readdirSync(path.join(dir, 'sessions'))[0]!.replace(/^.*Z-|\.jsonl$/g, '');
   }, 60_000);
 
   afterAll(async () => {
-    if (tshark) tshark.kill('SIGKILL');
+    tshark?.kill();
     await app?.stop(100);
     await up?.close();
     fs.rmSync(dir, { recursive: true, force: true });
