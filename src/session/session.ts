@@ -85,7 +85,8 @@ export class Session implements AuthContext {
   private awaitingDataEnd = false;
   private readonly started = performance.now();
   private readonly opts: SessionOptions;
-  private summary: Omit<SessionSummary, 'durationMs' | 'bytesIn' | 'bytesOut'>;
+  /** Filled in as the session goes; emitted as is at the end (one object, all fields from the start). */
+  private summary: SessionSummary;
   private bytesIn = 0;
   private bytesOut = 0;
   private pausedForBackpressure = false;
@@ -110,7 +111,14 @@ export class Session implements AuthContext {
       messages: 0,
       rejected: 0,
       result: 'ok',
+      reason: undefined,
       normalisedLineEndings: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 0,
+      authUser: undefined,
+      clientTls: undefined,
+      upstreamTls: undefined,
     };
   }
 
@@ -634,15 +642,13 @@ export class Session implements AuthContext {
     this.state = 'closed';
     this.client.destroy();
     if (!this.up.closed) this.up.close();
-    const summary: SessionSummary = {
-      ...this.summary,
-      bytesIn: this.bytesIn,
-      bytesOut: this.bytesOut,
-      durationMs: Math.round(performance.now() - this.started),
-      authUser: this.authUser,
-      clientTls: this.clientTls,
-      upstreamTls: this.up.tls,
-    };
+    const summary = this.summary;
+    summary.bytesIn = this.bytesIn;
+    summary.bytesOut = this.bytesOut;
+    summary.durationMs = Math.round(performance.now() - this.started);
+    summary.authUser = this.authUser;
+    summary.clientTls = this.clientTls;
+    summary.upstreamTls = this.up.tls;
     this.emit({ type: 'session.end', summary });
     this.opts.onEnd?.(summary);
   }

@@ -40,8 +40,11 @@ export class UpstreamClient {
   /** Commands held back because the upstream does not pipeline. */
   private held: { line: string; shown: string; p: Pending }[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private timerMs = 0;
-  private timerArmed = false;
+  /** When the oldest outstanding command must have its reply (ms since epoch); 0 when none is waiting. */
+  private deadline = 0;
+  private deadlineMs = 0;
+  /** When the current timer fires. */
+  private timerDue = 0;
   /** The capabilities of the upstream's latest EHLO reply. */
   caps: Capability[] = [];
   pipelining = false;
@@ -193,25 +196,37 @@ export class UpstreamClient {
     this.onClose(reason);
   }
 
-  /** One timer per connection, re-armed with refresh() (no allocation per command) unless the wait changes. */
+  /**
+   * One timer per connection for the reply deadline of the oldest command. Commands only move the deadline
+   * (no timer allocation per command); when the timer fires early it re-arms for what is left.
+   */
   private armTimer(): void {
     const head = this.pending[0];
     if (!head) {
-      // Left to fire harmlessly (or be refreshed by the next command); cleared when the connection ends.
-      this.timerArmed = false;
+      this.deadline = 0;
       return;
     }
-    if (this.timer && this.timerMs === head.timeoutMs) {
-      this.timer.refresh();
-    } else {
+    const now = Date.now();
+    this.deadline = now + head.timeoutMs;
+    this.deadlineMs = head.timeoutMs;
+    if (!this.timer || this.deadline < this.timerDue) {
       clearTimeout(this.timer);
-      this.timerMs = head.timeoutMs;
-      this.timer = setTimeout(() => {
-        if (this.timerArmed) this.fail(`upstream did not answer within ${this.timerMs / 1000} s`);
-      }, head.timeoutMs);
+      this.timerDue = this.deadline;
+      this.timer = setTimeout(this.onTimer, head.timeoutMs);
     }
-    this.timerArmed = true;
   }
+
+  private onTimer = (): void => {
+    this.timer = undefined;
+    if (this.deadline === 0 || this.closed) return;
+    const left = this.deadline - Date.now();
+    if (left > 0) {
+      this.timerDue = this.deadline;
+      this.timer = setTimeout(this.onTimer, left);
+      return;
+    }
+    this.fail(`upstream did not answer within ${this.deadlineMs / 1000} s`);
+  };
 
   /** Send one command; `handler` gets its reply. `shown` is the transcript form (redacted for AUTH). */
   command(line: string, handler: ReplyHandler, opts: { shown?: string; timeoutMs?: number; onFail?: (reason: string) => void } = {}): void {
