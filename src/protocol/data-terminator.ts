@@ -120,6 +120,13 @@ export class DataTerminator {
         case S.Data: {
           if (nextCr !== -1 && nextCr < p) nextCr = buf.indexOf(CR, p);
           if (nextLf !== -1 && nextLf < p) nextLf = buf.indexOf(LF, p);
+          // Hot path: skip whole CRLF-terminated lines whose successor does not start with '.', with
+          // nothing but the two native scans per line (the message body is almost always like this).
+          while (nextLf === nextCr + 1 && nextCr !== -1 && nextLf + 1 < n && buf[nextLf + 1] !== DOT) {
+            p = nextLf + 1;
+            nextCr = buf.indexOf(CR, p);
+            nextLf = buf.indexOf(LF, p);
+          }
           if (nextCr === -1 && nextLf === -1) {
             p = n;
             break;
