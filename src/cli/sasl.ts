@@ -1,7 +1,7 @@
 // `mailshim sasl`: compute the client lines of a SASL exchange by hand (like gen-auth), or decode a
 // captured exchange. Answers go to stdout one per line; lines starting with `#` explain.
 import { createCramMd5Server, cramMd5ClientResponse, parseCramMd5Response } from '../auth/mechanisms/cram-md5.js';
-import { createDigestMd5Server, digestMd5ClientResponse, parseDigestDirectives } from '../auth/mechanisms/digest-md5.js';
+import { createDigestMd5Server, digestMd5ClientResponse, digestMd5Ha1Hex, parseDigestDirectives } from '../auth/mechanisms/digest-md5.js';
 import { LOGIN_PASSWORD_PROMPT, LOGIN_USERNAME_PROMPT, loginClientResponses } from '../auth/mechanisms/login.js';
 import { parsePlainMessage, plainClientResponse } from '../auth/mechanisms/plain.js';
 import { decodeSaslBase64, decodeUtf8Strict, encodeSaslBase64, encodeSaslInitialResponse } from '../auth/sasl-codec.js';
@@ -22,6 +22,8 @@ const USAGE = `usage:
       prints the answer to 334 CHALLENGE_B64
   mailshim sasl digest-md5 USER PASSWORD CHALLENGE_B64 [--digest-uri smtp/HOST] [--authzid Z] [--cnonce C]
       prints the answer and the rspauth the server must send back (digest-uri defaults to smtp/<realm>)
+  mailshim sasl digest-hash USER REALM PASSWORD
+      prints hex MD5(USER:REALM:PASSWORD), for a local user's digestHash (DIGEST-MD5 without a stored password)
   mailshim sasl --decode MECH B64... [--show-secrets] [--password P]
       decodes a captured exchange: each B64 is one line in order (a "334 " or "AUTH MECH " prefix is
       ignored); passwords show as ******** unless --show-secrets; with --password, checks a
@@ -171,6 +173,15 @@ async function compute(mech: string, p: Parsed, io: SaslCliIo): Promise<string[]
         `# the server must answer: 334 ${encodeSaslBase64(rspauth)}  (rspauth=${result.expectedRspauth})`,
         '# then send an empty line; success is 235',
       ];
+    }
+    case 'digest-hash': {
+      // Here the second positional is the realm and the third the password.
+      onlyOptions(p, []);
+      if (!user || passwordArg === undefined || challengeArg === undefined || extra.length > 0) {
+        throw new UsageError('digest-hash needs USER REALM PASSWORD');
+      }
+      const password = await readPassword(challengeArg, io.stdin);
+      return [digestMd5Ha1Hex(user, passwordArg, password)];
     }
     default:
       throw new UsageError(`unknown mechanism "${mech}"`);

@@ -183,3 +183,16 @@ describe('mailshim sasl --decode --password -', () => {
     expect(r.lines).toContain('password: matches');
   });
 });
+
+describe('mailshim sasl digest-hash', () => {
+  it('prints hex MD5(user:realm:password), which a local user can store as digestHash', async () => {
+    const r = await sasl(['digest-hash', 'info.example.com', 'example.com', 'userpassword']);
+    expect(r.code).toBe(0);
+    expect(r.lines).toEqual(['0e50b2e5e12c4b08c865045a4bb780d1']);
+  });
+
+  it('reads the password from stdin with "-" and needs all three arguments', async () => {
+    expect((await sasl(['digest-hash', 'info.example.com', 'example.com', '-'], 'userpassword\n')).lines).toEqual(['0e50b2e5e12c4b08c865045a4bb780d1']);
+    expect((await sasl(['digest-hash', 'info.example.com', 'example.com'])).code).toBe(2);
+  });
+});
