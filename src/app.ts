@@ -103,7 +103,7 @@ export class App {
   async reload(cfg: Config): Promise<{ ok: true } | { ok: false; reason: string }> {
     let next: CompiledConfig;
     try {
-      next = await compile(cfg);
+      next = await compile(cfg, this.compiled);
     } catch (err) {
       return this.rejectReload(err instanceof Error ? err.message : String(err));
     }

@@ -1,7 +1,10 @@
 // Brute-force lockout per client address: `maxFailures` failed AUTH attempts within `failureWindow`
 // lock the address out for `lockout`; its AUTH then gets 421 and the connection closes. No address is
-// exempt: behind a proxy or NAT every client may look local. State lives in this process only.
+// exempt: behind a proxy or NAT every client may look local. An IPv6 client is counted by its /64, since
+// one host can use any address of it. State lives in this process and survives a config reload.
+import net from 'node:net';
 import type { SmtpReply } from '../types.js';
+import { unmapV4 } from '../listener/allowlist.js';
 import type { Lockout } from '../config/compile.js';
 
 export interface LockoutOptions {
@@ -19,16 +22,34 @@ import { authLockedOut as lockedOut } from '../protocol/replies.js';
 
 export { lockedOut };
 
+/** The key an address is counted under: IPv4 as is, IPv6 by its /64 prefix. */
+export function lockoutKey(rawAddress: string): string {
+  const address = unmapV4(rawAddress);
+  if (!net.isIPv6(address)) return address;
+  const [head, tail = ''] = address.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = address.includes('::') && tail ? tail.split(':') : [];
+  // An embedded IPv4 tail (::ffff:1.2.3.4) counts as two groups.
+  const groups = [...left, ...Array(Math.max(0, 8 - left.length - right.length - (right.some((g) => g.includes('.')) ? 1 : 0))).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
 export class FailureLockout implements Lockout {
   private readonly failures = new Map<string, number[]>();
   private readonly lockedUntil = new Map<string, number>();
   private readonly now: () => number;
 
-  constructor(private readonly opts: LockoutOptions) {
+  constructor(private opts: LockoutOptions) {
     this.now = opts.now ?? Date.now;
   }
 
-  check(address: string): SmtpReply | undefined {
+  /** New limits from a reloaded config; the failures and lockouts counted so far stay. */
+  setOptions(opts: LockoutOptions): void {
+    this.opts = { ...opts, now: this.opts.now };
+  }
+
+  check(rawAddress: string): SmtpReply | undefined {
+    const address = lockoutKey(rawAddress);
     const until = this.lockedUntil.get(address);
     if (until === undefined) return undefined;
     if (this.now() < until) return lockedOut(this.opts.hostname);
@@ -36,7 +57,8 @@ export class FailureLockout implements Lockout {
     return undefined;
   }
 
-  recordFailure(address: string): void {
+  recordFailure(rawAddress: string): void {
+    const address = lockoutKey(rawAddress);
     const now = this.now();
     const recent = (this.failures.get(address) ?? []).filter((t) => now - t < this.opts.failureWindowMs);
     recent.push(now);

@@ -61,7 +61,11 @@ export function upstreamTarget(name: string, u: UpstreamConfig, connectTimeoutMs
   };
 }
 
-export async function compile(cfg: Config): Promise<CompiledConfig> {
+/**
+ * `previous`: the running config on a reload; a listener of the same name keeps its brute-force lockout
+ * state (a SIGHUP, e.g. from a certificate renewal hook, must not forgive an attacker).
+ */
+export async function compile(cfg: Config, previous?: CompiledConfig): Promise<CompiledConfig> {
   const warnings: string[] = [];
   const listeners: CompiledListener[] = [];
   for (const l of cfg.listeners) {
@@ -82,13 +86,12 @@ export async function compile(cfg: Config): Promise<CompiledConfig> {
       trustedProxies: new AddressSet(l.trustedProxies),
       tlsServer,
       auth: undefined as unknown as AuthMode,
-      lockout: new FailureLockout({
-        hostname,
-        maxFailures: l.auth.maxFailures,
-        failureWindowMs: l.auth.failureWindow,
-        lockoutMs: l.auth.lockout,
-      }),
+      lockout: undefined,
     };
+    const lockoutOptions = { hostname, maxFailures: l.auth.maxFailures, failureWindowMs: l.auth.failureWindow, lockoutMs: l.auth.lockout };
+    const kept = previous?.listeners.find((p) => p.name === l.name)?.lockout;
+    if (kept instanceof FailureLockout) kept.setOptions(lockoutOptions);
+    compiled.lockout = kept ?? new FailureLockout(lockoutOptions);
     compiled.auth = createAuthMode(compiled);
     listeners.push(compiled);
   }

@@ -692,6 +692,15 @@ export function warnings(cfg: Config): string[] {
     if (open && l.auth.mode === 'local') {
       out.push(`${who}: listens on ${l.listen.host} with auth.mode local and an empty clients.allow, so anyone who can reach it may try passwords; set clients.allow`);
     }
+    if (open && l.auth.mode !== 'local') {
+      out.push(
+        `${who}: listens on ${l.listen.host} with auth.mode ${l.auth.mode} and an empty clients.allow: if the upstream trusts mailshim's address ` +
+          `(e.g. Postfix permit_mynetworks), anyone who can reach this listener relays through it; set clients.allow, or upstreams.${l.upstream}.xclient so the upstream judges the real client`,
+      );
+    }
+    if (l.auth.users.some((u) => u.certificateSubject) && !l.tls.ca) {
+      out.push(`${who}: a user is matched by certificateSubject but tls.ca is not set, so client certificates are checked against the public CAs; set tls.ca to your own CA`);
+    }
     if (open && l.clients.relayWithoutAuth.some((c) => /\/0$/.test(c))) {
       out.push(`${who}: clients.relayWithoutAuth covers every address and clients.allow is empty: this is an open relay`);
     }

@@ -18,7 +18,7 @@ export interface CommandHandler {
 
 const refuse = (reply: () => SmtpReply): CommandHandler => ({ check: () => reply(), run: () => {} });
 
-const handlers: Record<string, CommandHandler> = {
+const handlers: Record<string, CommandHandler> = Object.assign(Object.create(null) as Record<string, CommandHandler>, {
   EHLO: ehlo,
   HELO: ehlo,
   MAIL: mail,
@@ -36,7 +36,12 @@ const handlers: Record<string, CommandHandler> = {
   // Never let a client speak for mailshim to an upstream that trusts it (Postfix XCLIENT/XFORWARD).
   XCLIENT: refuse(R.unknownCommand),
   XFORWARD: refuse(R.unknownCommand),
-};
+});
+
+/** A verb mailshim knows (relayed, answered or refused on purpose); anything else is shown masked in transcripts. */
+export function isKnownVerb(verb: string): boolean {
+  return verb in handlers;
+}
 
 export function dispatch(s: Session, cmd: Command): void {
   const h = handlers[cmd.verb];

@@ -18,7 +18,7 @@ import type { SessionEvent, SessionSummary, TlsInfo } from '../observe/events.js
 import type { AuthContext } from '../auth/mode.js';
 import type { CompiledListener } from '../config/compile.js';
 import { type SessionState, canEnter } from './states.js';
-import { dispatch } from './dispatch.js';
+import { dispatch, isKnownVerb } from './dispatch.js';
 
 /** RFC 4954 4: an AUTH exchange line may be up to 12288 octets. */
 const AUTH_LINE_MAX = 12288;
@@ -26,6 +26,10 @@ const AUTH_LINE_MAX = 12288;
 const MAX_IN_FLIGHT = 100;
 /** Client bytes buffered ahead of the session before the socket is paused. */
 const MAX_BUFFERED = 64 * 1024;
+/** Error replies of mailshim's own before it gives up on a client (Postfix's smtpd_hard_error_limit). */
+const HARD_ERROR_LIMIT = 20;
+/** How long a closing connection may take to drain its last reply. */
+const CLOSING_GRACE_MS = 10_000;
 
 interface Slot {
   /** Serialized reply; null while waiting for the upstream. */
@@ -67,6 +71,8 @@ export class Session implements AuthContext {
   /** The client's HELO/EHLO name; undefined until it greeted (and again after STARTTLS). */
   helo: string | undefined;
   heloVerb: 'HELO' | 'EHLO' | undefined;
+  /** After STARTTLS the client must greet again before any transaction or AUTH (RFC 3207 4.2). */
+  needEhlo = false;
   authUser: string | undefined;
   authFailures = 0;
   tx: Transaction | undefined;
@@ -90,6 +96,9 @@ export class Session implements AuthContext {
   private bytesIn = 0;
   private bytesOut = 0;
   private pausedForBackpressure = false;
+  private waitingForDrain = false;
+  /** Error replies mailshim sent itself; past HARD_ERROR_LIMIT the session ends (Postfix's smtpd_hard_error_limit). */
+  private errors = 0;
 
   constructor(client: net.Socket, opts: SessionOptions) {
     this.opts = opts;
@@ -142,7 +151,13 @@ export class Session implements AuthContext {
       this.up.onLine = (dir, line) =>
         this.emit({ type: 'protocol', sid: this.sid, leg: dir === 'out' ? 'proxy->upstream' : 'upstream->proxy', line });
     }
-    void this.connectUpstream();
+    this.connectUpstream().catch((err: unknown) => {
+      // A bug here must end this session, never the process.
+      this.summary.result = 'error';
+      this.summary.reason = `internal error while connecting: ${err instanceof Error ? err.message : String(err)}`;
+      this.up.close();
+      this.end();
+    });
   }
 
   private async connectUpstream(): Promise<void> {
@@ -161,7 +176,8 @@ export class Session implements AuthContext {
       this.closeWith(tlsProblem ? R.upstreamTlsFailed(this.hostname) : R.upstreamUnavailable(this.hostname));
       return;
     }
-    if (this.state === 'closed') {
+    if (this.state !== 'connecting') {
+      // The session ended (or is ending) while the upstream was being dialled.
       this.up.close();
       return;
     }
@@ -233,12 +249,18 @@ export class Session implements AuthContext {
         this.heloVerb = undefined;
         this.authUser = undefined;
         this.tx = undefined;
+        this.needEhlo = true;
         this.enter('command');
         this.reattachClient(c.socket);
         this.pump();
       },
       (err: ClientTlsError) => {
-        if (this.state !== 'tls') return;
+        if (this.state === 'closed') return;
+        if (this.state !== 'tls') {
+          // Ended meanwhile (upstream lost, shutdown): the raw socket is gone, finish the session.
+          this.end();
+          return;
+        }
         // The ClientHello tells the owner which protocol the device tried (FIELD-NOTES 1).
         this.emit({ type: 'link.tls-failed', sid: this.sid, side: 'client', reason: err.reason, offered: err.offered });
         this.summary.result = 'error';
@@ -291,7 +313,11 @@ export class Session implements AuthContext {
   };
 
   private onClientTimeout = (): void => {
-    if (this.state === 'closed' || this.state === 'closing') return;
+    if (this.state === 'closing') {
+      this.client.destroy();
+      return;
+    }
+    if (this.state === 'closed') return;
     // Waiting for the upstream's verdict on a message is not client idleness (RFC 5321 4.5.3.2.6 gives it
     // 10 minutes); a 421 now, while the upstream may still accept, would make the client send it twice.
     if (this.awaitingDataEnd) return;
@@ -308,6 +334,18 @@ export class Session implements AuthContext {
   /** Read and dispatch buffered lines while the session is ready for them. */
   pump(): void {
     while (this.queue.length < MAX_IN_FLIGHT) {
+      // A client that sends without reading its replies is not read further until it has (replies that
+      // mailshim writes itself would otherwise pile up in memory without bound).
+      if (this.client.writableNeedDrain) {
+        if (!this.waitingForDrain) {
+          this.waitingForDrain = true;
+          this.client.once('drain', () => {
+            this.waitingForDrain = false;
+            this.pump();
+          });
+        }
+        break;
+      }
       // In an AUTH exchange the next line is a SASL response, read only when the mode asks for one.
       if (this.state === 'auth') {
         if (!this.authLineWaiter) break;
@@ -344,7 +382,12 @@ export class Session implements AuthContext {
     const cmd = parseCommand(line);
     if (this.bus.wantsLines) {
       // AUTH lines may carry an initial response: the session masks it here, where it knows.
-      const shown = cmd.verb === 'AUTH' && cmd.args.includes(' ') ? `AUTH ${cmd.args.split(' ')[0]} ********` : line;
+      // An unknown "command" may be a SASL answer pipelined after an AUTH that ended early: never shown.
+      const shown = !isKnownVerb(cmd.verb)
+        ? `[unrecognized command, ${line.length} octets]`
+        : cmd.verb === 'AUTH' && cmd.args.includes(' ')
+          ? `AUTH ${cmd.args.split(' ')[0]} ********`
+          : line;
       this.emit({ type: 'protocol', sid: this.sid, leg: 'client->proxy', line: shown });
     }
     dispatch(this, cmd);
@@ -354,6 +397,13 @@ export class Session implements AuthContext {
 
   /** Queue one of mailshim's own replies, after any reply still awaited from the upstream. */
   reply(r: SmtpReply, then?: () => void): void {
+    if (r.code >= 500 && ++this.errors >= HARD_ERROR_LIMIT && this.state !== 'closing' && this.state !== 'closed') {
+      this.queue.push({ text: formatReply(r), then });
+      this.summary.result = 'refused';
+      this.summary.reason = `${this.errors} errors`;
+      this.closeWith(R.tooManyErrors(this.hostname));
+      return;
+    }
     this.queue.push({ text: formatReply(r), then });
     this.flush();
   }
@@ -590,9 +640,15 @@ export class Session implements AuthContext {
       return;
     }
     this.summary.result = 'upstream-lost';
+    if (this.state === 'tls') {
+      // Mid client handshake: no SMTP reply can be written into it; end the session.
+      this.client.destroy();
+      this.end();
+      return;
+    }
     // Slots still waiting: the first gets the 451/421, the rest are moot because the connection closes.
     const waitingForDataEnd = this.tx !== undefined && this.queue.some((s) => s.text === null);
-    this.queue = this.queue.filter((s) => s.text !== null);
+    this.dropUnanswered();
     this.flush();
     if (waitingForDataEnd) this.sendNow(R.upstreamLost());
     this.closeWith(R.upstreamLostClosing(this.hostname));
@@ -608,7 +664,7 @@ export class Session implements AuthContext {
       this.up.close();
       return;
     }
-    this.queue = this.queue.filter((s) => s.text !== null);
+    this.dropUnanswered();
     this.flush();
     this.up.close();
     this.closeWith(r.code === 421 ? r : R.upstreamLostClosing(this.hostname));
@@ -616,10 +672,19 @@ export class Session implements AuthContext {
 
   // --- ending ----------------------------------------------------------------------------------------
 
+  /**
+   * Forget the replies from the first one still awaited onwards: replies mailshim already wrote for later
+   * commands must not be read by the client as answers to the earlier, unanswered ones.
+   */
+  private dropUnanswered(): void {
+    const i = this.queue.findIndex((s) => s.text === null);
+    if (i >= 0) this.queue.length = i;
+  }
+
   /** Send a last reply after everything already answered, then close the client connection. */
   closeWith(r: SmtpReply): void {
     if (this.state === 'closed' || this.state === 'closing') return;
-    this.queue = this.queue.filter((s) => s.text !== null);
+    this.dropUnanswered();
     this.flush();
     this.sendNow(r);
     this.enterClosing();
@@ -634,6 +699,8 @@ export class Session implements AuthContext {
     // closes with a reset would only produce an error to handle.
     const client = this.client;
     client.end(() => client.destroy());
+    // A client that does not read (its last reply cannot drain) is cut off after a grace period.
+    client.setTimeout(Math.min(CLOSING_GRACE_MS, this.listener.cfg.timeouts.command));
     if (!this.up.closed) this.up.quit();
   }
 
@@ -656,6 +723,13 @@ export class Session implements AuthContext {
   /** Close at once (shutdown drain deadline). */
   shutdown(): void {
     if (this.state === 'closed') return;
+    if (this.state === 'closing' || this.state === 'tls') {
+      // Already saying goodbye, or mid client handshake where no reply can be written: close now.
+      if (this.state === 'tls') this.summary.result = 'shutdown';
+      this.client.destroy();
+      this.end();
+      return;
+    }
     this.summary.result = 'shutdown';
     if (this.state === 'data') this.up.close();
     this.queue = [];

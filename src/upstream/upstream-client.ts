@@ -75,6 +75,10 @@ export class UpstreamClient {
     }
     if (t.tlsMode === 'implicit') {
       const up = await upgradeToTls(sock, t.tls, t.connectTimeoutMs);
+      if (this.closed) {
+        up.socket.destroy();
+        throw new DialError('client went away before the upstream answered', 'connect');
+      }
       sock = up.socket;
       this.tls = up.info;
     }

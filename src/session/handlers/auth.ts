@@ -13,6 +13,7 @@ export const auth: CommandHandler = {
     if (s.authUser) return R.authAlready();
     if (s.tx) return R.badSequence('AUTH not permitted during a mail transaction');
     if (s.listener.cfg.requireTls && !s.clientIsTls) return R.mustStartTls();
+    if (s.needEhlo) return R.badSequence('Send EHLO first after STARTTLS');
     const l = s.listener;
     if (l.cfg.tls.mode !== 'none' && !s.clientIsTls && !l.cfg.auth.allowPlaintext) return R.encryptionRequired();
     void initial;

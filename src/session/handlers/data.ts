@@ -8,6 +8,7 @@ export const data: CommandHandler = {
   check(s, cmd) {
     if (cmd.args.trim()) return R.syntax('DATA takes no arguments');
     if (s.listener.cfg.requireTls && !s.clientIsTls) return R.mustStartTls();
+    if (s.needEhlo) return R.badSequence('Send EHLO first after STARTTLS');
     return undefined;
   },
   run(s) {
@@ -22,12 +23,16 @@ export const data: CommandHandler = {
 };
 
 export const bdat: CommandHandler = {
-  check(_s, cmd) {
-    if (!/^\d{1,15}( +LAST)? *$/i.test(cmd.args)) return R.syntax('Syntax: BDAT <size> [LAST]');
-    return undefined;
-  },
+  check: () => undefined,
   run(s, cmd) {
-    // CHUNKING is never offered; the chunk's bytes still follow the command and must not run as commands.
-    s.discard(Number(cmd.args.trim().split(/ +/)[0]), R.bdatRefused());
+    // CHUNKING is never offered; the chunk's bytes still follow the command and must not run as commands,
+    // whatever else is wrong with the line, as long as it names a size.
+    const size = /^\d{1,15}/.exec(cmd.args.trim());
+    if (!size) {
+      s.reply(R.syntax('Syntax: BDAT <size> [LAST]'));
+      return;
+    }
+    const wellFormed = /^\d{1,15}( +LAST)? *$/i.test(cmd.args.trim());
+    s.discard(Number(size[0]), wellFormed ? R.bdatRefused() : R.syntax('Syntax: BDAT <size> [LAST]'));
   },
 };

@@ -32,6 +32,7 @@ export const ehlo: CommandHandler = {
       if (r.code === 250) {
         s.helo = name;
         s.heloVerb = verb;
+        s.needEhlo = false;
         fill(clientView(s, s.up.learnEhlo(r), verb));
         return;
       }
@@ -51,6 +52,7 @@ function helo(s: Session, name: string, fill: (r: SmtpReply) => void): void {
     if (h.code === 250) {
       s.helo = name;
       s.heloVerb = 'HELO';
+      s.needEhlo = false;
     }
     fill(h);
   });

@@ -8,6 +8,7 @@ import type { SmtpReply } from '../../types.js';
 export const mail: CommandHandler = {
   check(s, cmd) {
     if (s.listener.cfg.requireTls && !s.clientIsTls) return R.mustStartTls();
+    if (s.needEhlo) return R.badSequence('Send EHLO first after STARTTLS');
     if (!parsePath(cmd.args, 'FROM')) return R.syntax('Syntax: MAIL FROM:<address>');
     if (!s.authUser && !s.listener.auth.mayRelayUnauthenticated(s.clientAddress)) return R.authRequired();
     return undefined;
@@ -40,6 +41,7 @@ export const mail: CommandHandler = {
 export const rcpt: CommandHandler = {
   check(s, cmd) {
     if (s.listener.cfg.requireTls && !s.clientIsTls) return R.mustStartTls();
+    if (s.needEhlo) return R.badSequence('Send EHLO first after STARTTLS');
     if (!parsePath(cmd.args, 'TO')) return R.syntax('Syntax: RCPT TO:<address>');
     return undefined;
   },

@@ -9,6 +9,9 @@ export const starttls: CommandHandler = {
     if (s.listener.cfg.tls.mode !== 'starttls' || !s.listener.tlsServer) return R.notImplemented('STARTTLS');
     if (s.clientIsTls) return R.tlsAlreadyActive();
     if (cmd.args.trim()) return R.syntax('STARTTLS takes no arguments');
+    // RFC 3207 4.2: nothing from before TLS may carry into it (as Postfix: not during a transaction). The
+    // EHLO required after the handshake also resets the upstream's side.
+    if (s.tx) return R.badSequence('STARTTLS not permitted during a mail transaction');
     return undefined;
   },
   run(s) {
