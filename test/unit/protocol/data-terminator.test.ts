@@ -93,4 +93,21 @@ describe('DataTerminator', () => {
       expect(run(input, []).relayed.equals(r.relayed)).toBe(true);
     }
   });
+
+  it('gives the same answers on large chunks (the string-scan path) as the reference, for random bodies', () => {
+    const rand = rng(7);
+    const alphabet = ['abcdefgh ', 'x', '.', '\r', '\n', '\r\n', '\r\n.', '\r\n..', 'Lorem ipsum dolor sit amet\r\n'];
+    for (let iter = 0; iter < 200; iter++) {
+      let s = '';
+      const len = 500 + Math.floor(rand() * 3000);
+      for (let k = 0; k < len; k++) s += alphabet[Math.floor(rand() * alphabet.length)];
+      const input = Buffer.from(s + '\r\n.\r\nTAIL');
+      const splits = [Math.floor(rand() * input.length), Math.floor(rand() * input.length)].sort((a, b) => a - b);
+      const r = run(input, splits);
+      expect(input.length - r.rest.length).toBe(referenceEnd(input));
+      expect(r.relayed.toString('latin1').replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
+      expect(referenceEnd(r.relayed)).toBe(r.relayed.length);
+      expect(run(input, []).relayed.equals(r.relayed)).toBe(true);
+    }
+  });
 });
