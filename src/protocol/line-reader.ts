@@ -2,12 +2,13 @@
 // pipelined group waits in here until the session is ready for the next command. Pure: no sockets.
 
 const LF = 0x0a;
+const EMPTY = Buffer.alloc(0);
 const CR = 0x0d;
 
 export type LineResult = { line: Buffer } | { tooLong: true };
 
 export class LineReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private off = 0;
   /** After an over-long line we drop bytes until its LF, so memory stays bounded. */
   private discarding = false;
@@ -37,7 +38,7 @@ export class LineReader {
     if (idx === -1) {
       if (this.buf.length - this.off > maxLen) {
         this.discarding = true;
-        this.buf = Buffer.alloc(0);
+        this.buf = EMPTY;
         this.off = 0;
       }
       return null;
@@ -56,7 +57,7 @@ export class LineReader {
   /** Hand over everything buffered (entering DATA, or discarded after STARTTLS). */
   take(): Buffer {
     const rest = this.buf.subarray(this.off);
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY;
     this.off = 0;
     this.discarding = false;
     return rest;

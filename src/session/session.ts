@@ -535,7 +535,9 @@ export class Session implements AuthContext {
     this.data = new DataTerminator();
     this.tx = this.tx ?? { from: '', recipients: [], size: 0 };
     this.tx.size = 0;
-    this.client.setTimeout(this.listener.cfg.timeouts.data);
+    // Re-arming a socket timeout allocates a timer; skip it when both timeouts are the same (the default).
+    const t = this.listener.cfg.timeouts;
+    if (t.data !== t.command) this.client.setTimeout(t.data);
     const rest = this.reader.take();
     if (rest.length > 0) this.feedData(rest);
   }
@@ -566,7 +568,7 @@ export class Session implements AuthContext {
     if (!r.done) return;
     this.summary.normalisedLineEndings += this.data!.normalised;
     this.data = undefined;
-    this.client.setTimeout(this.listener.cfg.timeouts.command);
+    if (this.listener.cfg.timeouts.data !== this.listener.cfg.timeouts.command) this.client.setTimeout(this.listener.cfg.timeouts.command);
     this.enter('command');
     if (r.rest && r.rest.length > 0) this.reader.push(r.rest);
     if (this.upstreamLostInData) {
