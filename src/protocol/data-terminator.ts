@@ -1,5 +1,5 @@
 // Finds the end of DATA (<CRLF>.<CRLF>) in a byte stream and makes sure the upstream can only ever see the
-// same end (no SMTP smuggling). go-smtp's byte state machine, but driven by native indexOf scans
+// same end (no SMTP smuggling). go-smtp's byte state machine, but driven by native Buffer.indexOf scans
 // between line ends, so a clean message is relayed as the client's own chunks, unchanged and uncopied.
 //
 // Policy (documented in README): only CRLF.CRLF ends a message. A bare LF or bare CR in the body is
@@ -12,8 +12,6 @@ const DOT = 0x2e;
 const CRLF = Buffer.from('\r\n');
 const DOT_B = Buffer.from('.');
 const DOT_CRLF = Buffer.from('.\r\n');
-/** From this chunk size on, scanning a latin1 copy as a string is cheaper than Buffer.indexOf per line. */
-const STRING_SCAN_MIN = 2048;
 
 const enum S {
   /** At the start of a line that followed a real CRLF (or the DATA command). */
@@ -48,7 +46,6 @@ export class DataTerminator {
     const n = buf.length;
     let start = 0; // first byte of the slice not yet pushed to `out`
     let p = 0;
-    let text: string | undefined;
     let nextCr = -2; // cached scan results; -2 = not scanned yet, -1 = none left
     let nextLf = -2;
     const emit = (to: number, extra?: Buffer) => {
@@ -121,17 +118,14 @@ export class DataTerminator {
           }
           break;
         case S.Data: {
-          // A large chunk is scanned as a one-byte string: V8's String indexOf is a builtin, about twice
-          // as fast per call as Buffer.indexOf, and latin1 keeps positions byte for byte.
-          if (text === undefined && n >= STRING_SCAN_MIN) text = buf.toString('latin1');
-          if (nextCr !== -1 && nextCr < p) nextCr = text === undefined ? buf.indexOf(CR, p) : text.indexOf('\r', p);
-          if (nextLf !== -1 && nextLf < p) nextLf = text === undefined ? buf.indexOf(LF, p) : text.indexOf('\n', p);
+          if (nextCr !== -1 && nextCr < p) nextCr = buf.indexOf(CR, p);
+          if (nextLf !== -1 && nextLf < p) nextLf = buf.indexOf(LF, p);
           // Hot path: skip whole CRLF-terminated lines whose successor does not start with '.', with
           // nothing but the two native scans per line (the message body is almost always like this).
           while (nextLf === nextCr + 1 && nextCr !== -1 && nextLf + 1 < n && buf[nextLf + 1] !== DOT) {
             p = nextLf + 1;
-            nextCr = text === undefined ? buf.indexOf(CR, p) : text.indexOf('\r', p);
-            nextLf = text === undefined ? buf.indexOf(LF, p) : text.indexOf('\n', p);
+            nextCr = buf.indexOf(CR, p);
+            nextLf = buf.indexOf(LF, p);
           }
           if (nextCr === -1 && nextLf === -1) {
             p = n;
