@@ -11,6 +11,7 @@ import * as R from '../protocol/replies.js';
 import type { tlsInfo } from '../upstream/dial.js';
 import { acceptClientTls, type ClientTlsError } from './tls-context.js';
 import { unmapV4 } from './allowlist.js';
+import { listenOn } from './listen-on.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { RateLimiter } from './rate-limit.js';
 
@@ -59,13 +60,7 @@ export class Listener {
 
   listen(): Promise<net.AddressInfo> {
     const { host, port } = this.compiled.cfg.listen;
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as net.AddressInfo);
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   address(): net.AddressInfo {

@@ -3,6 +3,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { Registry } from 'prom-client';
+import { listenOn } from '../listener/listen-on.js';
 
 export interface Readiness {
   /** Undefined when ready; otherwise why not (shown in the 503 body). */
@@ -51,13 +52,7 @@ export class MetricsServer {
   }
 
   listen(host: string, port: number): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as net.AddressInfo);
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   address(): net.AddressInfo {

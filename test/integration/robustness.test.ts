@@ -15,6 +15,15 @@ function config(upPort: number, listener: Record<string, unknown> = {}) {
   };
 }
 
+/** A connection that has read the greeting and had its EHLO answered. */
+async function greetedWithEhlo(port: number) {
+  const c = await connect(port);
+  await c.greeted();
+  c.send('EHLO dev');
+  await c.expect(/^250[- ]/);
+  return c;
+}
+
 describe('robustness', () => {
   let up: FakeUpstream;
   beforeAll(async () => {
@@ -130,10 +139,7 @@ describe('robustness', () => {
   it('an upstream lost during the client TLS handshake ends the session (no leak)', async () => {
     const proxy = await startProxy(config(up.port, { tls: { mode: 'starttls' }, timeouts: { command: '30s' } }));
     try {
-      const c = await connect(proxy.port);
-      await c.greeted();
-      c.send('EHLO dev');
-      await c.expect(/^250[- ]/);
+      const c = await greetedWithEhlo(proxy.port);
       c.send('STARTTLS');
       await c.expect(/^220 /);
       // The client stalls its handshake; the upstream goes away meanwhile.
@@ -151,10 +157,7 @@ describe('robustness', () => {
   it('STARTTLS is refused inside a transaction, and after STARTTLS MAIL needs a new EHLO (RFC 3207 4.2)', async () => {
     const proxy = await startProxy(config(up.port, { tls: { mode: 'starttls' } }));
     try {
-      const c = await connect(proxy.port);
-      await c.greeted();
-      c.send('EHLO dev');
-      await c.expect(/^250[- ]/);
+      const c = await greetedWithEhlo(proxy.port);
       c.send('MAIL FROM:<pre-tls@example.org>');
       await c.expect(/^250 /);
       c.send('STARTTLS');
@@ -182,10 +185,7 @@ describe('robustness', () => {
   it('when the upstream dies with pipelined commands unanswered, no later local reply answers an earlier command', async () => {
     const proxy = await startProxy(config(up.port));
     try {
-      const c = await connect(proxy.port);
-      await c.greeted();
-      c.send('EHLO dev');
-      await c.expect(/^250[- ]/);
+      const c = await greetedWithEhlo(proxy.port);
       // MAIL kills the upstream; the third command is refused locally (bad syntax) before MAIL is answered.
       c.socket.write('MAIL FROM:<die@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT garbage\r\n');
       await c.closed();
@@ -200,10 +200,7 @@ describe('robustness', () => {
   it('SASL answers pipelined after an AUTH the upstream refused never reach the transcript', async () => {
     const proxy = await startProxy(config(up.port));
     try {
-      const c = await connect(proxy.port);
-      await c.greeted();
-      c.send('EHLO dev');
-      await c.expect(/^250[- ]/);
+      const c = await greetedWithEhlo(proxy.port);
       const user = Buffer.from('doorphone').toString('base64');
       const pass = Buffer.from('S3cret-Door!').toString('base64');
       c.socket.write(`AUTH LOGIN\r\n${user}\r\n${pass}\r\n`);
@@ -223,10 +220,7 @@ describe('robustness', () => {
   it('a malformed BDAT that names a size still has its chunk discarded, never run as commands', async () => {
     const proxy = await startProxy(config(up.port));
     try {
-      const c = await connect(proxy.port);
-      await c.greeted();
-      c.send('EHLO dev');
-      await c.expect(/^250[- ]/);
+      const c = await greetedWithEhlo(proxy.port);
       const before = up.connections[up.connections.length - 1].commands.length;
       c.socket.write('BDAT 6 BOGUS\r\nRSET\r\nNOOP\r\n');
       await c.expect(/^501 5\.5\.4 /);
