@@ -74,8 +74,8 @@ export class TranscriptPrinter {
         this.meta(`${this.clientName} connected to mailshim from ${ev.client}:${ev.clientPort} (listener ${ev.listener})`);
         break;
       case 'link.connect':
-        // Emitted once the upstream leg is ready (TCP, greeting and, for STARTTLS upstreams, TLS).
-        this.meta(`mailshim's connection to ${this.upstreamName} ${ev.host}:${ev.port} is ready (${ev.ms} ms)`);
+        // Emitted when the upstream's TCP connection is up, before its greeting and TLS.
+        this.meta(`mailshim connected to ${this.upstreamName} ${ev.host}:${ev.port} (${ev.ms} ms)`);
         break;
       case 'link.tls': {
         const entry = this.tls.get(ev.sid) ?? {};

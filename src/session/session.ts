@@ -147,6 +147,10 @@ export class Session implements AuthContext {
     if (this.clientTls) this.emit({ type: 'link.tls', sid: this.sid, side: 'client', tls: this.clientTls });
     this.attachClient(this.client);
     this.client.setTimeout(this.listener.cfg.timeouts.command);
+    if (this.bus.active) {
+      this.up.onConnected = (ms) =>
+        this.emit({ type: 'link.connect', sid: this.sid, side: 'upstream', host: this.up.target.host, port: this.up.target.port, ms });
+    }
     if (this.bus.wantsLines) {
       this.up.onLine = (dir, line) =>
         this.emit({ type: 'protocol', sid: this.sid, leg: dir === 'out' ? 'proxy->upstream' : 'upstream->proxy', line });
@@ -161,7 +165,6 @@ export class Session implements AuthContext {
   }
 
   private async connectUpstream(): Promise<void> {
-    const t0 = performance.now();
     let greeting: SmtpReply;
     try {
       greeting = await this.up.connect();
@@ -181,7 +184,6 @@ export class Session implements AuthContext {
       this.up.close();
       return;
     }
-    this.emit({ type: 'link.connect', sid: this.sid, side: 'upstream', host: this.up.target.host, port: this.up.target.port, ms: Math.round(performance.now() - t0) });
     if (this.up.tls) this.emit({ type: 'link.tls', sid: this.sid, side: 'upstream', tls: this.up.tls });
     this.up.onClose = (reason) => this.onUpstreamClose(reason);
     this.up.onUnsolicited = (r) => this.onUpstreamUnsolicited(r);

@@ -59,6 +59,8 @@ export class UpstreamClient {
   onUnsolicited: (reply: SmtpReply) => void = () => {};
   /** The connection ended or broke; `reason` says why, for logs and the client's reply. */
   onClose: (reason: string) => void = () => {};
+  /** The TCP connection is up (before any TLS or greeting); `ms` is how long the connect took. */
+  onConnected: ((ms: number) => void) | undefined;
   /** Each line as it goes out or comes in (already redacted by the caller for outgoing secrets). */
   onLine: ((dir: 'out' | 'in', line: string) => void) | undefined;
 
@@ -67,7 +69,9 @@ export class UpstreamClient {
   /** Connect, read the greeting and, for STARTTLS upstreams, secure the connection. Rejects with DialError. */
   async connect(): Promise<SmtpReply> {
     const t = this.target;
+    const started = performance.now();
     let sock: net.Socket = await connectTcp(t.host, t.port, t.connectTimeoutMs);
+    this.onConnected?.(Math.round(performance.now() - started));
     if (this.closed) {
       // The client left while we were dialling.
       sock.destroy();
