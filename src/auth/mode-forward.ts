@@ -42,8 +42,8 @@ export function createForwardMode(l: CompiledListener): AuthMode {
     const r = await loginUpstream(ctx.up, { user: id.authcid, password: id.password ?? '', authzid: id.authzid }, policy);
     if (r.ok) {
       ctx.emit({ type: 'auth', sid: ctx.sid, side: 'upstream', mechanism: r.mechanism, mode: 'forward', user: id.authcid, result: 'ok', code: r.reply.code });
-      ctx.emit({ type: 'auth', sid: ctx.sid, side: 'client', mechanism, mode: 'forward', user: id.authcid, result: 'ok', code: r.reply.code });
       ctx.relayReply(r.reply);
+      ctx.emit({ type: 'auth', sid: ctx.sid, side: 'client', mechanism, mode: 'forward', user: id.authcid, result: 'ok', code: r.reply.code });
       ctx.finish({ user: id.authcid });
       return;
     }

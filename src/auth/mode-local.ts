@@ -93,8 +93,8 @@ export function createLocalMode(l: CompiledListener): AuthMode {
       await failExchange(ctx, R.authFailed(), { mechanism, mode: 'local', result: 'fail', user: id.authcid, delayMs: failureDelayMs });
       return;
     }
-    ctx.emit({ type: 'auth', sid: ctx.sid, side: 'client', mechanism, mode: 'local', user: id.authcid, result: 'ok', code: 235 });
     ctx.reply(R.authSuccess());
+    ctx.emit({ type: 'auth', sid: ctx.sid, side: 'client', mechanism, mode: 'local', user: id.authcid, result: 'ok', code: 235 });
     ctx.finish({ user: id.authcid });
   }
 }

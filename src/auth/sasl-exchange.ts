@@ -24,9 +24,9 @@ export async function failExchange(
   reply: SmtpReply,
   info: { mechanism: string; mode: string; result: 'fail' | 'cancel' | 'error'; user?: string; delayMs?: number },
 ): Promise<void> {
-  ctx.emit({ type: 'auth', sid: ctx.sid, side: 'client', mechanism: info.mechanism, mode: info.mode, user: info.user, result: info.result, code: reply.code });
   if (info.delayMs) await sleep(info.delayMs);
   ctx.reply(reply);
+  ctx.emit({ type: 'auth', sid: ctx.sid, side: 'client', mechanism: info.mechanism, mode: info.mode, user: info.user, result: info.result, code: reply.code });
   ctx.finish({ failed: true });
 }
 
@@ -72,9 +72,9 @@ export async function runSaslExchange(
       step = await mech.next(response);
     } catch (err) {
       // The user store could not be read: a temporary failure, not the client's fault (RFC 4954 454).
-      ctx.emit({ type: 'auth', sid: ctx.sid, side: 'client', ...base, result: 'error', code: 454 });
       void err;
       ctx.reply(R.authTempFail());
+      ctx.emit({ type: 'auth', sid: ctx.sid, side: 'client', ...base, result: 'error', code: 454 });
       ctx.finish({ failed: true });
       return undefined;
     }
