@@ -1,6 +1,7 @@
 // pino factory: JSON lines for the platform's log pipeline, human-readable when stdout is a terminal.
 import { pino, type Logger } from 'pino';
 import type { Observer } from './events.js';
+import { shownUser, withoutUser } from './redact.js';
 
 export type { Logger };
 
@@ -15,8 +16,14 @@ export function createLogger(level: string, opts: { pretty?: boolean } = {}): Lo
   });
 }
 
+export interface LogObserverOptions {
+  /** capture.redactUsernames: the log is as much a record of who logged in as a transcript is. */
+  redactUsernames?: boolean;
+}
+
 /** One line when a session starts and one when it ends (client, upstream, bytes, messages, result, duration). */
-export function logObserver(log: Logger): Observer {
+export function logObserver(log: Logger, opts: LogObserverOptions = {}): Observer {
+  const redact = opts.redactUsernames ?? false;
   return (ev) => {
     switch (ev.type) {
       case 'session.start':
@@ -28,13 +35,13 @@ export function logObserver(log: Logger): Observer {
       case 'auth':
         // The provider refused the account mailshim logs in with: every device behind it is stuck until fixed.
         if (ev.side === 'upstream' && ev.mode === 'local' && ev.result !== 'ok') {
-          log.error({ sid: ev.sid, user: ev.user, code: ev.code, reason: ev.reason }, 'UPSTREAM LOGIN FAILED: the provider rejected the mapped account; clients get 454');
+          log.error({ sid: ev.sid, user: shownUser(ev.user, redact), code: ev.code, reason: redact ? withoutUser(ev.reason, ev.user) : ev.reason }, 'UPSTREAM LOGIN FAILED: the provider rejected the mapped account; clients get 454');
         }
         break;
       case 'session.end': {
         const s = ev.summary;
         const level = s.result === 'ok' || s.result === 'client-closed' ? 'info' : 'warn';
-        log[level](s, 'session end');
+        log[level](redact && s.authUser !== undefined ? { ...s, authUser: shownUser(s.authUser, true) } : s, 'session end');
         break;
       }
       default:

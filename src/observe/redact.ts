@@ -57,3 +57,9 @@ export function shownUser(user: string | undefined, redactUsernames: boolean): s
   if (user === undefined) return undefined;
   return redactUsernames ? MASK : user;
 }
+
+/** `text` with every occurrence of `user` masked: a second line of defence for free-text reasons. */
+export function withoutUser(text: string | undefined, user: string | undefined): string | undefined {
+  if (text === undefined || !user) return text;
+  return text.split(user).join(MASK);
+}

@@ -15,7 +15,7 @@ import type { Leg, CapabilityChange } from '../types.js';
 import type { EventBus } from './bus.js';
 import type { Observer, SessionEvent, SessionSummary, TlsInfo } from './events.js';
 import type { Logger } from './log.js';
-import { SaslScrubber, shownUser } from './redact.js';
+import { SaslScrubber, shownUser, withoutUser } from './redact.js';
 import { hintForReply, hintForTls } from './hints.js';
 
 export type BodyCapture = 'none' | 'headers' | 'full';
@@ -222,7 +222,9 @@ export class TranscriptWriter {
         break;
       case 'auth': {
         const user = shownUser(ev.user, this.opts.redactUsernames);
-        this.put(s, { t, type: ev.type, side: ev.side, mechanism: ev.mechanism, mode: ev.mode, ...(user !== undefined ? { user } : {}), result: ev.result, ...(ev.code !== undefined ? { code: ev.code } : {}), ...(ev.reason ? { reason: ev.reason } : {}) });
+        // Modes keep the username out of `reason`; masking it there too costs nothing.
+        const reason = this.opts.redactUsernames ? withoutUser(ev.reason, ev.user) : ev.reason;
+        this.put(s, { t, type: ev.type, side: ev.side, mechanism: ev.mechanism, mode: ev.mode, ...(user !== undefined ? { user } : {}), result: ev.result, ...(ev.code !== undefined ? { code: ev.code } : {}), ...(reason ? { reason } : {}) });
         break;
       }
       case 'tx.begin':

@@ -76,7 +76,8 @@ export async function loginUpstream(up: UpstreamClient, id: UpstreamIdentity, po
       r = await up.request('*');
     }
     if (r.code === 235) return { ok: true, mechanism, reply: r };
-    return { ok: false, kind: 'refused', mechanism, reply: r, reason: `upstream ${up.target.name} refused AUTH ${mechanism} for "${id.user}": ${r.code} ${r.lines.join(' ')}` };
+    // The username is in the auth event's own `user` field, which capture.redactUsernames masks.
+    return { ok: false, kind: 'refused', mechanism, reply: r, reason: `upstream ${up.target.name} refused AUTH ${mechanism}: ${r.code} ${r.lines.join(' ')}` };
   } catch (err) {
     return { ok: false, kind: 'not-sent', reason: `upstream ${up.target.name}: login failed: ${err instanceof Error ? err.message : String(err)}` };
   }
