@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { logObserver } from '../../../src/observe/log.js';
+import { logObserver, type Logger } from '../../../src/observe/log.js';
 import type { SessionSummary } from '../../../src/observe/events.js';
 
 /** A pino logger whose lines land in `lines`. */
-function memoryLogger(): { log: ReturnType<typeof pino>; lines: string[] } {
+function memoryLogger(): { log: Logger; lines: string[] } {
   const lines: string[] = [];
-  return { log: pino({ level: 'debug' }, { write: (s: string) => void lines.push(s) }), lines };
+  const log: Logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(s) });
+  return { log, lines };
 }
 
 const summary: SessionSummary = {
