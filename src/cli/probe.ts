@@ -19,7 +19,12 @@ mailshim config that bridges the gap.
   --servername NAME   SNI and the name checked against the certificate (default: HOST)
   --ca FILE           verify the certificate against the CAs in FILE instead of the system's
   --auth USER         also log in as USER with each offered mechanism, one connection each;
-                      the password comes from MAILSHIM_PROBE_PASSWORD or a prompt (never printed)
+                      the password comes from MAILSHIM_PROBE_PASSWORD or a prompt (never printed).
+                      It is sent only over TLS whose certificate verified (system CAs or --ca)
+                      and names the server (HOST or --servername); otherwise each mechanism is
+                      reported as not tried, with the reason
+  --insecure-auth     with --auth: send the password even when the certificate did not verify
+                      (anyone in the middle can read it; the report says so)
   --timeout MS        per step: connect, each reply, each handshake (default 10000)
   --json              print the report as one JSON document
   -h, --help          show this help
@@ -44,6 +49,7 @@ export interface ProbeArgs {
   ca?: string;
   json: boolean;
   authUser?: string;
+  insecureAuth: boolean;
   timeoutMs: number;
   help: boolean;
 }
@@ -60,7 +66,7 @@ function parseTarget(text: string): { host: string; port?: number } {
 export function parseArgs(argv: string[]): ProbeArgs {
   let target: string | undefined;
   let mode: ProbeMode | undefined;
-  const a: Omit<ProbeArgs, 'host' | 'port' | 'mode'> = { json: false, timeoutMs: 10_000, help: false };
+  const a: Omit<ProbeArgs, 'host' | 'port' | 'mode'> = { json: false, insecureAuth: false, timeoutMs: 10_000, help: false };
   const value = (i: number, name: string): string => {
     const v = argv[i];
     if (v === undefined || v.startsWith('--')) throw new UsageError(`${name} needs a value`);
@@ -98,6 +104,9 @@ export function parseArgs(argv: string[]): ProbeArgs {
       case '--auth':
         a.authUser = value(++i, arg);
         break;
+      case '--insecure-auth':
+        a.insecureAuth = true;
+        break;
       case '--timeout': {
         const v = Number(value(++i, arg));
         if (!Number.isInteger(v) || v < 100 || v > 600_000) throw new UsageError('--timeout is milliseconds, 100 to 600000');
@@ -112,6 +121,7 @@ export function parseArgs(argv: string[]): ProbeArgs {
   }
   if (a.help) return { ...a, host: '', port: 0, mode: 'starttls' };
   if (target === undefined) throw new UsageError('HOST is missing');
+  if (a.insecureAuth && a.authUser === undefined) throw new UsageError('--insecure-auth only applies to --auth USER');
   const t = parseTarget(target);
   const m = mode ?? (t.port === 465 ? 'implicit' : 'starttls');
   return { ...a, host: t.host, port: t.port ?? (m === 'implicit' ? 465 : 587), mode: m };
@@ -195,6 +205,7 @@ export async function run(argv: string[], io: ProbeCliIo = { stdout: process.std
       ca,
       timeoutMs: args.timeoutMs,
       ...(auth ? { auth } : {}),
+      ...(args.insecureAuth ? { insecureAuth: true } : {}),
     });
     io.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : renderText(report));
     return 0;

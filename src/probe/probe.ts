@@ -4,7 +4,8 @@
 // Connections, one after the other (servers rate-limit parallel probes):
 //   1. the main one: greeting, EHLO, STARTTLS with every version allowed, certificate, EHLO again;
 //   2. one per TLS version, pinned to it (min = max), to learn whether the server accepts it;
-//   3. with --auth, one per offered mechanism.
+//   3. with --auth, one per offered mechanism, and only when the main connection's certificate verified
+//      and named the server (or --insecure-auth): the probe hands out no password mailshim itself would keep.
 import net from 'node:net';
 import type tls from 'node:tls';
 import { authMechanisms, hasCap } from '../protocol/capabilities.js';
@@ -36,6 +37,8 @@ export interface ProbeOptions {
   /** Per step: connect, each reply, each handshake. */
   timeoutMs: number;
   auth?: Credentials;
+  /** --insecure-auth: send the password even when the certificate did not verify or does not name the server. */
+  insecureAuth?: boolean;
 }
 
 /** The host could not be reached or did not greet; the probe has nothing to report. */
@@ -113,7 +116,11 @@ export async function probe(opts: ProbeOptions): Promise<ProbeReport> {
   }
 
   // 3. --auth: each offered mechanism on its own connection.
-  if (opts.auth) report.authResults = await authProbes(opts, report, opts.auth, tlsOptions('TLSv1', 'TLSv1.3'), serverName);
+  if (opts.auth) {
+    const gate = authGate(opts, report, tlsOptions('TLSv1', 'TLSv1.3'));
+    report.authResults = await authProbes(opts, report, opts.auth, gate, serverName);
+    if (gate.allowed && gate.warning && report.authResults.some((a) => a.tried)) report.authWarning = gate.warning;
+  }
 
   return { ...report, ...analyse(report) };
 }
@@ -192,45 +199,96 @@ async function versionProbe(opts: ProbeOptions, v: TlsVersionName, o: UpstreamTl
   }
 }
 
-async function authProbes(opts: ProbeOptions, report: Partial, cred: Credentials, o: UpstreamTlsOptions, serverName: string): Promise<AuthAttempt[]> {
+/** What stands between the certificate of the main connection and a password: [] when nothing does. */
+function certificateProblems(report: Partial): { problems: string[]; fixes: string[] } {
+  const c = report.certificate;
+  if (!c) return { problems: ['no certificate was seen'], fixes: [] };
+  const problems: string[] = [];
+  const fixes: string[] = [];
+  if (!c.verified) {
+    problems.push(`certificate did not verify: ${c.verifyError ?? 'not trusted'}`);
+    // Another trust store cannot cure an expired, not yet valid or revoked certificate.
+    if (!c.expired && !c.notYetValid && !/REVOKED/.test(c.verifyError ?? '')) fixes.push('--ca FILE');
+  }
+  if (!c.hostnameMatch) {
+    problems.push(`certificate does not name ${c.checkedName}`);
+    fixes.push('--servername NAME');
+  }
+  return { problems, fixes };
+}
+
+/**
+ * Whether --auth may send passwords, and with which TLS options. Over TLS the main connection's
+ * certificate must have verified and named the server, as mailshim's own upstream login requires; each
+ * auth connection is then verified again (verify: true), so a man in the middle of a later connection
+ * gets nothing either. --insecure-auth lifts this, with a warning in the report. Without TLS the
+ * existing rule holds: only with --plain.
+ */
+type AuthGate = { allowed: true; tls: UpstreamTlsOptions; warning?: string } | { allowed: false; reason: string };
+
+function authGate(opts: ProbeOptions, report: Partial, widest: UpstreamTlsOptions): AuthGate {
+  if (report.ehlo.afterTls === null) {
+    return opts.mode === 'plain' ? { allowed: true, tls: widest } : { allowed: false, reason: 'the password would cross the network unencrypted (use --plain to allow)' };
+  }
+  const { problems, fixes } = certificateProblems(report);
+  if (problems.length === 0) return { allowed: true, tls: { ...widest, verify: true } };
+  if (opts.insecureAuth) {
+    return {
+      allowed: true,
+      tls: widest,
+      warning: `--insecure-auth: the password was sent over TLS that did not verify (${problems.join('; ')}); anyone between this machine and the server could have read it`,
+    };
+  }
+  const fix = fixes.length > 0 ? `${fixes.join(' and ')}, or ` : '';
+  return { allowed: false, reason: `${problems.join('; ')}; pass ${fix}--insecure-auth to try anyway` };
+}
+
+async function authProbes(opts: ProbeOptions, report: Partial, cred: Credentials, gate: AuthGate, serverName: string): Promise<AuthAttempt[]> {
   // With TLS available, mechanisms are tried only over TLS; without, only when the user asked for --plain.
   const overTls = report.ehlo.afterTls !== null;
   const offered = overTls ? report.auth.afterTls ?? [] : report.auth.beforeTls ?? [];
   const out: AuthAttempt[] = [];
   for (const mechanism of offered) {
-    if (!canTry(mechanism)) {
-      out.push({ mechanism, ok: false, tried: false, overTls, detail: 'mailshim probe cannot try this mechanism' });
-      continue;
-    }
-    if (!overTls && opts.mode !== 'plain') {
-      out.push({ mechanism, ok: false, tried: false, overTls, detail: 'not tried: the password would cross the network unencrypted (use --plain to allow)' });
-      continue;
-    }
-    out.push({ mechanism, overTls, tried: true, ...(await authProbe(opts, mechanism, cred, o, serverName)) });
+    if (!canTry(mechanism)) out.push({ mechanism, tried: false, ok: false, overTls, reason: 'mailshim probe cannot try this mechanism' });
+    else if (!gate.allowed) out.push({ mechanism, tried: false, ok: false, overTls, reason: gate.reason });
+    else out.push(await authProbe(opts, mechanism, cred, gate.tls, serverName, overTls, overTls && !gate.tls.verify));
   }
   return out;
 }
 
-async function authProbe(opts: ProbeOptions, mechanism: string, cred: Credentials, o: UpstreamTlsOptions, serverName: string): Promise<{ ok: boolean; detail: string }> {
+async function authProbe(
+  opts: ProbeOptions,
+  mechanism: string,
+  cred: Credentials,
+  o: UpstreamTlsOptions,
+  serverName: string,
+  overTls: boolean,
+  unverified: boolean,
+): Promise<AuthAttempt> {
+  const notTried = (reason: string): AuthAttempt => ({ mechanism, tried: false, ok: false, overTls, reason });
   let d: Dialogue;
   try {
     d = await Dialogue.open(opts.host, opts.port, opts.timeoutMs);
   } catch (err) {
-    return { ok: false, detail: `not tested: ${errorText(err)}` };
+    return notTried(`could not connect: ${errorText(err)}`);
   }
+  // Until the AUTH command goes out, a failure (a certificate that no longer verifies, say) means "not tried".
+  let sent = false;
+  const tried = (r: { ok: boolean; detail: string }): AuthAttempt => ({ mechanism, tried: true, overTls, ...r, ...(unverified ? { unverifiedTls: true as const } : {}) });
   try {
     if (opts.mode === 'implicit') await d.startTls(o);
     await d.read();
     await d.ehlo(EHLO_NAME);
     if (opts.mode === 'starttls') {
       const go = await d.command('STARTTLS');
-      if (go.code !== 220) return { ok: false, detail: `STARTTLS answered ${go.code}` };
+      if (go.code !== 220) return notTried(`STARTTLS answered ${go.code}`);
       await d.startTls(o);
       await d.ehlo(EHLO_NAME);
     }
-    return await tryMechanism(d, mechanism, cred, serverName);
+    sent = true;
+    return tried(await tryMechanism(d, mechanism, cred, serverName));
   } catch (err) {
-    return { ok: false, detail: errorText(err) };
+    return sent ? tried({ ok: false, detail: errorText(err) }) : notTried(errorText(err));
   } finally {
     await d.close();
   }

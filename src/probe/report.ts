@@ -93,12 +93,19 @@ export function analyse(r: Facts): { findings: string[]; verdict: string; sugges
 
   if (r.authResults) {
     const ok = r.authResults.filter((a) => a.ok).map((a) => a.mechanism);
-    const bad = r.authResults.filter((a) => a.tried && !a.ok);
-    findings.push(
-      `Logging in as the given user: ${ok.length > 0 ? `${ok.join(', ')} succeeded` : 'no mechanism succeeded'}` +
-        (bad.length > 0 ? `; ${bad.map((a) => `${a.mechanism} failed (${a.detail})`).join('; ')}` : '') +
-        '.',
-    );
+    const bad = r.authResults.flatMap((a) => (a.tried && !a.ok ? [`${a.mechanism} failed (${a.detail})`] : []));
+    const reasons = [...new Set(r.authResults.flatMap((a) => (a.tried ? [] : [a.reason])))];
+    if (r.authResults.some((a) => a.tried)) {
+      findings.push(
+        `Logging in as the given user: ${ok.length > 0 ? `${ok.join(', ')} succeeded` : 'no mechanism succeeded'}` +
+          (bad.length > 0 ? `; ${bad.join('; ')}` : '') +
+          '.',
+      );
+    } else if (reasons.length > 0) {
+      // Not "no mechanism succeeded": the server was never asked.
+      findings.push(`Logging in as the given user was not tried: ${reasons.join('; ')}.`);
+    }
+    if (r.authWarning) findings.push(`The password was sent over TLS that did not verify (--insecure-auth).`);
   }
 
   const authGap = mechs !== null && mechs.length > 0 && !mechs.includes('CRAM-MD5');
@@ -231,9 +238,12 @@ export function renderText(r: ProbeReport): string {
     out.push(
       ...section(
         `AUTH as ${JSON.stringify(r.authUser ?? '')} (one connection per mechanism)`,
-        r.authResults.length === 0
-          ? ['(nothing offered to try)']
-          : r.authResults.map((a) => `${a.mechanism.padEnd(w)}  ${a.ok ? 'ok     ' : a.tried ? 'FAILED ' : 'skipped'}  ${a.detail}`),
+        [
+          ...(r.authWarning ? [`WARNING: ${r.authWarning}`] : []),
+          ...(r.authResults.length === 0
+            ? ['(nothing offered to try)']
+            : r.authResults.map((a) => `${a.mechanism.padEnd(w)}  ${a.tried ? (a.ok ? 'ok     ' : 'FAILED ') : 'skipped'}  ${a.tried ? a.detail : a.reason}`)),
+        ],
       ),
     );
   }

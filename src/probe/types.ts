@@ -44,14 +44,22 @@ export interface CertificateReport {
   cipher: string | null;
 }
 
-export interface AuthAttempt {
-  mechanism: string;
-  ok: boolean;
-  /** The server's final reply ("235 2.7.0 Authentication successful") or why it was not tried. */
-  detail: string;
-  tried: boolean;
-  overTls: boolean;
-}
+/**
+ * One mechanism under --auth. `tried` means the AUTH command was sent; when it was not (the certificate
+ * did not verify, no TLS without --plain, a mechanism the probe cannot speak), `reason` says why.
+ */
+export type AuthAttempt =
+  | {
+      mechanism: string;
+      tried: true;
+      ok: boolean;
+      /** The server's final reply ("235 2.7.0 Authentication successful"), or what broke the exchange. */
+      detail: string;
+      overTls: boolean;
+      /** Sent over TLS whose certificate did not verify, because --insecure-auth allowed it. */
+      unverifiedTls?: true;
+    }
+  | { mechanism: string; tried: false; ok: false; reason: string; overTls: boolean };
 
 export interface ProbeReport {
   /** caFile: the --ca file, when given. */
@@ -67,6 +75,8 @@ export interface ProbeReport {
   /** The --auth user (never the password). */
   authUser?: string;
   authResults: AuthAttempt[] | null;
+  /** Set when --insecure-auth let a password go over TLS whose certificate did not verify. */
+  authWarning?: string;
   /** Problems met on the way that did not stop the probe. */
   notes: string[];
   findings: string[];

@@ -19,12 +19,14 @@ let modern: PostfixInstance;
 let legacy: PostfixInstance;
 /** A server whose certificate expired in 2020. */
 let expired: PostfixInstance;
+/** A server with a self-signed certificate that no CA vouches for, and PLAIN LOGIN after STARTTLS. */
+let selfSigned: PostfixInstance;
 let app: App;
 let appPort: number;
 
 beforeAll(async () => {
   certs = await createCerts();
-  [modern, legacy, expired] = await Promise.all([
+  [modern, legacy, expired, selfSigned] = await Promise.all([
     startPostfix({
       hostname: 'smtp.provider.test',
       domain: 'provider.test',
@@ -38,6 +40,11 @@ beforeAll(async () => {
       sasl: { users: [{ user: 'doorphone', password: 'ring-ring' }], mechanisms: 'PLAIN LOGIN CRAM-MD5 DIGEST-MD5' },
     }),
     startPostfix({ hostname: 'stale.example.test', tls: { ...certs.expired } }),
+    startPostfix({
+      hostname: 'self.example.test',
+      tls: { ...certs.selfSigned },
+      sasl: { users: [{ user: 'notify', password: 'n0tify-secret' }], mechanisms: 'PLAIN LOGIN', requireTls: true },
+    }),
   ]);
   const yaml = `
 listeners:
@@ -68,7 +75,7 @@ log: { level: silent }
 
 afterAll(async () => {
   await app?.stop(1000);
-  await Promise.all([modern?.stop(), legacy?.stop(), expired?.stop()]);
+  await Promise.all([modern?.stop(), legacy?.stop(), expired?.stop(), selfSigned?.stop()]);
   await certs?.cleanup();
 });
 
@@ -129,8 +136,14 @@ const reportSchema = z.object({
     .nullable(),
   authUser: z.string().optional(),
   authResults: z
-    .array(z.object({ mechanism: z.string(), ok: z.boolean(), tried: z.boolean(), overTls: z.boolean(), detail: z.string() }))
+    .array(
+      z.union([
+        z.object({ mechanism: z.string(), tried: z.literal(true), ok: z.boolean(), overTls: z.boolean(), detail: z.string(), unverifiedTls: z.literal(true).optional() }).strict(),
+        z.object({ mechanism: z.string(), tried: z.literal(false), ok: z.literal(false), overTls: z.boolean(), reason: z.string().min(1) }).strict(),
+      ]),
+    )
     .nullable(),
+  authWarning: z.string().min(1).optional(),
   notes: z.array(z.string()),
   findings: z.array(z.string()),
   verdict: z.string().min(20),
@@ -188,10 +201,18 @@ describe('a TLS 1.2+ server with PLAIN and LOGIN (the hardened provider)', () =>
   });
 
   it('without --ca says the certificate does not verify against the system CAs, and a wrong --servername does not match', async () => {
-    const j = await probeJson([`127.0.0.1:${modern.port}`, '--servername', 'smtp.provider.test']);
+    const j = await probeJson([`127.0.0.1:${modern.port}`, '--servername', 'smtp.provider.test', '--auth', 'notify'], { MAILSHIM_PROBE_PASSWORD: 'n0tify-secret' });
     expect(j.certificate).toMatchObject({ verified: false, hostnameMatch: false, checkedName: 'smtp.provider.test' });
     expect(j.certificate!.trustedBy).toMatch(/system CAs|root CAs/);
     expect(j.findings.join('\n')).toMatch(/does not name smtp\.provider\.test/);
+    // Neither problem lets the password out; the reason names both and what fixes each.
+    const reason =
+      'certificate did not verify: UNABLE_TO_VERIFY_LEAF_SIGNATURE: issuer not in the trust store, or intermediate missing; ' +
+      'certificate does not name smtp.provider.test; pass --ca FILE and --servername NAME, or --insecure-auth to try anyway';
+    expect(j.authResults).toEqual([
+      { mechanism: 'PLAIN', tried: false, ok: false, overTls: true, reason },
+      { mechanism: 'LOGIN', tried: false, ok: false, overTls: true, reason },
+    ]);
   });
 
   it('--auth logs in with each offered mechanism over TLS and never prints the password', async () => {
@@ -200,7 +221,7 @@ describe('a TLS 1.2+ server with PLAIN and LOGIN (the hardened provider)', () =>
       { mechanism: 'PLAIN', ok: true, tried: true, overTls: true, detail: '235 2.7.0 Authentication successful' },
       { mechanism: 'LOGIN', ok: true, tried: true, overTls: true, detail: '235 2.7.0 Authentication successful' },
     ]);
-    const bad = await probe([`127.0.0.1:${modern.port}`, '--auth', 'notify'], { MAILSHIM_PROBE_PASSWORD: 'wrong-secret' });
+    const bad = await probe([`127.0.0.1:${modern.port}`, '--ca', certs.ca.cert, '--auth', 'notify'], { MAILSHIM_PROBE_PASSWORD: 'wrong-secret' });
     expect(bad.code).toBe(0);
     expect(bad.stdout).toMatch(/^ {2}PLAIN {7}FAILED {3}535 5\.7\.8 Error: authentication failed/m);
     expect(bad.stdout + bad.stderr).not.toContain('wrong-secret');
@@ -224,6 +245,82 @@ describe('a TLS 1.2+ server with PLAIN and LOGIN (the hardened provider)', () =>
     expect(j.verdict).toMatch(/^A TLS 1\.0-only client cannot use implicit TLS here; CRAM-MD5 is not offered;/);
     const text = await probe([`127.0.0.1:${modern.wrapperPort}`, '--implicit', '--ca', certs.ca.cert]);
     golden('postfix-tls12-implicit.txt', mask(text.stdout));
+  });
+});
+
+describe('--auth against a self-signed certificate that no CA vouches for', () => {
+  /** The Postfix log lines written since `from` characters; "disconnect from" lines carry per-command counts. */
+  async function logSince(from: number, connections: number): Promise<string[]> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const lines = (await selfSigned.log()).slice(from).split('\n');
+      if (lines.filter((l) => / disconnect from /.test(l)).length >= connections || Date.now() > deadline) return lines;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const env = { MAILSHIM_PROBE_PASSWORD: 'n0tify-secret' };
+  // The main connection and one per TLS version; the auth connections come on top.
+  const BASE_CONNECTIONS = 5;
+
+  it('sends no AUTH command and says why, in the text and the JSON', async () => {
+    const from = (await selfSigned.log()).length;
+    const r = await probe([`127.0.0.1:${selfSigned.port}`, '--auth', 'notify'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}verifies: NO \(DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate\)/m);
+    const why = 'certificate did not verify: DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate; pass --ca FILE, or --insecure-auth to try anyway';
+    expect(r.stdout).toContain(`  PLAIN       skipped  ${why}\n  LOGIN       skipped  ${why}\n`);
+    expect(r.stdout).toContain(`  - Logging in as the given user was not tried: ${why}.`);
+    expect(r.stdout).not.toMatch(/WARNING/);
+
+    const lines = await logSince(from, BASE_CONNECTIONS);
+    const disconnects = lines.filter((l) => / disconnect from /.test(l));
+    expect(disconnects.length).toBe(BASE_CONNECTIONS);
+    // Postfix counts every command on the disconnect line ("auth=0/1" for a failed AUTH); none was AUTH.
+    for (const l of disconnects) expect(l).not.toMatch(/ auth=/);
+    expect(lines.join('\n')).not.toMatch(/SASL|sasl_method/);
+
+    const j = await probeJson([`127.0.0.1:${selfSigned.port}`, '--auth', 'notify'], env);
+    expect(j.authResults).toEqual([
+      { mechanism: 'PLAIN', tried: false, ok: false, overTls: true, reason: why },
+      { mechanism: 'LOGIN', tried: false, ok: false, overTls: true, reason: why },
+    ]);
+    expect(j).not.toHaveProperty('authWarning');
+  });
+
+  it('logs in when --ca makes the certificate verify', async () => {
+    const from = (await selfSigned.log()).length;
+    const j = await probeJson([`127.0.0.1:${selfSigned.port}`, '--ca', certs.selfSigned.cert, '--auth', 'notify'], env);
+    expect(j.certificate).toMatchObject({ verified: true, hostnameMatch: true });
+    expect(j.authResults).toEqual([
+      { mechanism: 'PLAIN', tried: true, ok: true, overTls: true, detail: '235 2.7.0 Authentication successful' },
+      { mechanism: 'LOGIN', tried: true, ok: true, overTls: true, detail: '235 2.7.0 Authentication successful' },
+    ]);
+    expect(j).not.toHaveProperty('authWarning');
+    const lines = await logSince(from, BASE_CONNECTIONS + 2);
+    expect(lines.filter((l) => / disconnect from .* auth=1 /.test(l))).toHaveLength(2);
+  });
+
+  it('tries anyway with --insecure-auth, and the report warns that the password crossed unverified TLS', async () => {
+    const from = (await selfSigned.log()).length;
+    const r = await probe([`127.0.0.1:${selfSigned.port}`, '--auth', 'notify', '--insecure-auth'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      '  WARNING: --insecure-auth: the password was sent over TLS that did not verify (certificate did not verify: ' +
+        'DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate); anyone between this machine and the server could have read it\n' +
+        '  PLAIN       ok       235 2.7.0 Authentication successful\n',
+    );
+    expect(r.stdout).toContain('  - The password was sent over TLS that did not verify (--insecure-auth).');
+    expect(r.stdout).not.toContain('n0tify-secret');
+    const lines = await logSince(from, BASE_CONNECTIONS + 2);
+    expect(lines.filter((l) => / disconnect from .* auth=1 /.test(l))).toHaveLength(2);
+
+    const j = await probeJson([`127.0.0.1:${selfSigned.port}`, '--auth', 'notify', '--insecure-auth'], env);
+    expect(j.authResults!.map((a) => [a.mechanism, a.tried, a.ok])).toEqual([
+      ['PLAIN', true, true],
+      ['LOGIN', true, true],
+    ]);
+    expect(j.authResults![0]).toMatchObject({ unverifiedTls: true });
+    expect(j.authWarning).toMatch(/^--insecure-auth: the password was sent over TLS that did not verify \(certificate did not verify: DEPTH_ZERO/);
   });
 });
 

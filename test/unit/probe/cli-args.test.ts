@@ -19,6 +19,8 @@ describe('mailshim probe arguments', () => {
       timeoutMs: 2500,
       json: true,
     });
+    expect(parseArgs(['h', '--auth', 'me']).insecureAuth).toBe(false);
+    expect(parseArgs(['h', '--auth', 'me', '--insecure-auth']).insecureAuth).toBe(true);
   });
 
   it.each([
@@ -29,6 +31,7 @@ describe('mailshim probe arguments', () => {
     [['h', '--timeout', 'soon'], /--timeout is milliseconds/],
     [['h', '--auth'], /--auth needs a value/],
     [['h', '--tls1'], /unknown option --tls1/],
+    [['h', '--insecure-auth'], /--insecure-auth only applies to --auth USER/],
   ])('refuses %j', (argv, message) => {
     expect(() => parseArgs(argv)).toThrow(UsageError);
     expect(() => parseArgs(argv)).toThrow(message);
@@ -42,5 +45,6 @@ describe('mailshim probe arguments', () => {
     expect(err).toMatch(/HOST is missing[\s\S]*usage: mailshim probe/);
     expect(await run(['--help'], io)).toBe(0);
     expect(out).toMatch(/^usage: mailshim probe HOST\[:PORT\]/);
+    expect(out).toMatch(/--insecure-auth {5}with --auth: send the password even when the certificate did not verify/);
   });
 });

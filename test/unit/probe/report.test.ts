@@ -159,6 +159,33 @@ describe('suggested config', () => {
   });
 });
 
+describe('--auth results in the verdict', () => {
+  const why = 'certificate did not verify: DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate; pass --ca FILE, or --insecure-auth to try anyway';
+
+  it('says logging in was not tried, and why, instead of "no mechanism succeeded"', () => {
+    const f: Facts = { ...hardenedProvider(), authUser: 'notify' };
+    f.authResults = [
+      { mechanism: 'LOGIN', tried: false, ok: false, overTls: true, reason: why },
+      { mechanism: 'PLAIN', tried: false, ok: false, overTls: true, reason: why },
+    ];
+    const r = { ...f, ...analyse(f) };
+    expect(r.findings).toContain(`Logging in as the given user was not tried: ${why}.`);
+    expect(r.findings.join('\n')).not.toMatch(/no mechanism succeeded/);
+    const text = renderText(r);
+    expect(text).toContain(`AUTH as "notify" (one connection per mechanism)\n  LOGIN       skipped  ${why}\n  PLAIN       skipped  ${why}\n`);
+  });
+
+  it('puts the --insecure-auth warning first in the AUTH section and in the findings', () => {
+    const f: Facts = { ...hardenedProvider(), authUser: 'notify' };
+    f.authWarning = '--insecure-auth: the password was sent over TLS that did not verify (certificate did not verify: DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate)';
+    f.authResults = [{ mechanism: 'LOGIN', tried: true, ok: true, overTls: true, unverifiedTls: true, detail: '235 2.7.0 Authentication successful' }];
+    const r = { ...f, ...analyse(f) };
+    expect(r.findings).toContain('Logging in as the given user: LOGIN succeeded.');
+    expect(r.findings).toContain('The password was sent over TLS that did not verify (--insecure-auth).');
+    expect(renderText(r)).toContain(`(one connection per mechanism)\n  WARNING: ${f.authWarning}\n  LOGIN       ok       235`);
+  });
+});
+
 describe('text report', () => {
   it('matches the golden report for the hardened provider', () => {
     const f: Facts = { ...hardenedProvider(), authUser: 'someone@somehost.plala.or.jp' };
