@@ -11,6 +11,7 @@ import {
   parseRecords,
   readRecords,
   sessionInfo,
+  wireText,
   type CaptureRecord,
   type SessionInfo,
 } from '../observe/transcript.js';
@@ -304,9 +305,9 @@ export function renderTranscript(records: CaptureRecord[], opts: { color: boolea
           else if (was !== undefined) mark = `   [rewritten; upstream said: ${was}]`;
           else if (!rewrite.before.has(cap)) mark = '   [added by mailshim]';
         }
-        lines.push(`${stamp(r.t)} ${tag} ${r.line}${mark ? paint(c, 33, mark) : ''}`);
+        lines.push(`${stamp(r.t)} ${tag} ${wireText(r.line)}${mark ? paint(c, 33, wireText(mark)) : ''}`);
         if (rewrite && r.leg === 'proxy->client' && /^250 /.test(r.line)) {
-          for (const cap of rewrite.removed) lines.push(`${pad}${paint(c, 33, `[removed by mailshim; upstream said: ${cap}]`)}`);
+          for (const cap of rewrite.removed) lines.push(`${pad}${paint(c, 33, `[removed by mailshim; upstream said: ${wireText(cap)}]`)}`);
           rewrite = undefined;
         }
         // The relayed copy of an upstream reply carries the same hint: show it once.
@@ -326,7 +327,7 @@ export function renderTranscript(records: CaptureRecord[], opts: { color: boolea
         const what = r.captured === 'none' ? 'not captured' : `${r.captured} captured${r.truncated ? `, cut at ${Buffer.byteLength(r.text ?? '', 'latin1')} bytes` : ''}`;
         note(r.t, `message body: ${r.size} bytes (${what})`);
         if (r.text) {
-          const body = r.text.replace(/\r\n\.\r\n$/, '\r\n').replace(/\r\n$/, '');
+          const body = wireText(r.text).replace(/\r\n\.\r\n$/, '\r\n').replace(/\r\n$/, '');
           for (const l of body.split('\r\n')) lines.push(`${pad}${paint(c, 2, '|')} ${l}`);
         }
         break;
@@ -334,7 +335,7 @@ export function renderTranscript(records: CaptureRecord[], opts: { color: boolea
       case 'tx.commit':
       case 'tx.rollback': {
         const id = r.messageId ? `, Message-ID ${r.messageId}` : '';
-        const text = `message ${r.type === 'tx.commit' ? 'accepted' : 'rejected'}: ${r.size} bytes from <${r.from}> to ${r.recipients.map((x) => `<${x}>`).join(', ') || '(none)'}${id}; upstream said ${r.code} ${r.reply}`;
+        const text = wireText(`message ${r.type === 'tx.commit' ? 'accepted' : 'rejected'}: ${r.size} bytes from <${r.from}> to ${r.recipients.map((x) => `<${x}>`).join(', ') || '(none)'}${id}; upstream said ${r.code} ${r.reply}`);
         if (r.type === 'tx.commit') note(r.t, text);
         else bad(r.t, text);
         break;
@@ -369,8 +370,9 @@ async function follow(dir: string, color: boolean, out: (s: string) => void): Pr
     return fail((err as Error).message);
   }
   // Only sessions that start from now on; finished ones are what `list` is for.
-  const known = new Map<string, { offset: number; rest: string; done: boolean; sid: string }>();
-  for (const f of files) known.set(f, { offset: 0, rest: '', done: true, sid: '' });
+  // `rest` holds the bytes after the last newline: a record (and a UTF-8 sequence) may be cut mid-way.
+  const known = new Map<string, { offset: number; rest: Buffer; done: boolean; sid: string }>();
+  for (const f of files) known.set(f, { offset: 0, rest: Buffer.alloc(0), done: true, sid: '' });
   process.stderr.write(`following new sessions in ${dir} (Ctrl-C to stop)\n`);
   let stop = false;
   const onSig = () => {
@@ -388,11 +390,11 @@ async function follow(dir: string, color: boolean, out: (s: string) => void): Pr
     for (const f of current) {
       let st = known.get(f);
       if (!st) {
-        st = { offset: 0, rest: '', done: false, sid: path.basename(f).replace(/^.*?Z-|\.jsonl$/g, '') };
+        st = { offset: 0, rest: Buffer.alloc(0), done: false, sid: path.basename(f).replace(/^.*?Z-|\.jsonl$/g, '') };
         known.set(f, st);
       }
       if (st.done) continue;
-      let chunk = '';
+      let chunk = Buffer.alloc(0);
       try {
         const fd = fs.openSync(f, 'r');
         try {
@@ -401,7 +403,7 @@ async function follow(dir: string, color: boolean, out: (s: string) => void): Pr
             const buf = Buffer.alloc(Math.min(size - st.offset, 4 * 1024 * 1024));
             const n = fs.readSync(fd, buf, 0, buf.length, st.offset);
             st.offset += n;
-            chunk = buf.subarray(0, n).toString('latin1');
+            chunk = buf.subarray(0, n);
           }
         } finally {
           fs.closeSync(fd);
@@ -410,11 +412,11 @@ async function follow(dir: string, color: boolean, out: (s: string) => void): Pr
         st.done = true; // removed by retention
         continue;
       }
-      if (!chunk) continue;
-      const text = st.rest + chunk;
-      const cut = text.lastIndexOf('\n') + 1;
-      st.rest = text.slice(cut);
-      const recs = parseRecords(text.slice(0, cut));
+      if (chunk.length === 0) continue;
+      const bytes = Buffer.concat([st.rest, chunk]);
+      const cut = bytes.lastIndexOf(0x0a) + 1;
+      st.rest = bytes.subarray(cut);
+      const recs = parseRecords(bytes.subarray(0, cut).toString('utf8'));
       for (const line of renderTranscript(recs, { color })) out(`${paint(color, 2, st.sid.slice(0, 8))} ${line}`);
       if (recs.some((r) => r.type === 'session.end')) st.done = true;
     }

@@ -439,8 +439,25 @@ export function parseRecords(text: string): CaptureRecord[] {
   return out;
 }
 
+/** Files are UTF-8 JSON (what JSON.stringify of the records gives), whatever the strings inside hold. */
 export function readRecords(file: string): CaptureRecord[] {
-  return parseRecords(fs.readFileSync(file, 'latin1'));
+  return parseRecords(fs.readFileSync(file, 'utf8'));
+}
+
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Protocol lines and body text are byte strings (one char per wire byte, as the session reads them):
+ * for display, the bytes decoded as UTF-8, or left as ISO 8859-1 where they are not valid UTF-8.
+ */
+export function wireText(s: string): string {
+  // Plain ASCII (most lines) and strings that are already text (chars above 0xFF) need no work.
+  if (!/[\x80-\xff]/.test(s) || /[^\x00-\xff]/.test(s)) return s;
+  try {
+    return utf8Strict.decode(Buffer.from(s, 'latin1'));
+  } catch {
+    return s;
+  }
 }
 
 export interface SessionInfo {
@@ -489,13 +506,13 @@ export function sessionInfo(file: string, records: CaptureRecord[]): SessionInfo
     else if (r.type === 'tx.rollback') {
       info.rejected++;
       info.failed = true;
-      info.problem = `${r.code} ${r.reply}`;
+      info.problem = wireText(`${r.code} ${r.reply}`);
     } else if (r.type === 'link.tls-failed') {
       info.failed = true;
       info.problem = `TLS (${r.side}): ${r.reason}`;
       if (!end) info.result = 'tls-failed';
     } else if (r.type === 'protocol' && r.leg === 'upstream->proxy' && /^[45]\d\d /.test(r.line)) {
-      info.problem = r.line;
+      info.problem = wireText(r.line);
     }
   }
   if (end?.summary.authUser && end.summary.authUser !== '(passthrough)') info.user ??= end.summary.authUser;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SaslScrubber, maskAuthCommand, USERNAME_NOTE } from '../../../src/observe/redact.js';
 import { hintForReply, hintForTls } from '../../../src/observe/hints.js';
-import { TranscriptWriter, messageIdOf, readRecords } from '../../../src/observe/transcript.js';
+import { TranscriptWriter, messageIdOf, readRecords, wireText } from '../../../src/observe/transcript.js';
 import { EventBus } from '../../../src/observe/bus.js';
 import { parseSince } from '../../../src/cli/trace.js';
 
@@ -102,6 +102,16 @@ describe('TranscriptWriter', () => {
     expect(recs.find((r) => r.type === 'tx.commit')).toMatchObject({ messageId: '<id@h>' });
     expect(messageIdOf('X: y\r\n\r\nMessage-ID: <not-a-header>')).toBeUndefined();
     fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('wireText', () => {
+  it('shows wire bytes as UTF-8, and as ISO 8859-1 where they are not UTF-8', () => {
+    expect(wireText(Buffer.from('Subject: Grüße', 'utf8').toString('latin1'))).toBe('Subject: Grüße');
+    expect(wireText(Buffer.from('Subject: café', 'latin1').toString('latin1'))).toBe('Subject: café');
+    expect(wireText('EHLO x')).toBe('EHLO x');
+    // Already text (a username decoded by an auth mode): left alone.
+    expect(wireText('Jürgen 日本')).toBe('Jürgen 日本');
   });
 });
 
