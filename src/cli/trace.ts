@@ -131,16 +131,16 @@ export async function run(argv: string[]): Promise<number> {
     case 'list':
       return list(dir, o, out);
     case 'show': {
-      const file = resolveId(dir, o.id);
-      if (typeof file !== 'string' || !file.includes(path.sep)) return fail(file);
-      for (const line of renderTranscript(readRecords(file), { color })) out(line);
+      const found = resolveId(dir, o.id);
+      if ('error' in found) return fail(found.error);
+      for (const line of renderTranscript(readRecords(found.file), { color })) out(line);
       return 0;
     }
     case 'pcap': {
-      const file = resolveId(dir, o.id);
-      if (typeof file !== 'string' || !file.includes(path.sep)) return fail(file);
+      const found = resolveId(dir, o.id);
+      if ('error' in found) return fail(found.error);
       if (process.stdout.isTTY) return fail('pcap output is binary: redirect it to a file (mailshim trace pcap ID > session.pcap)');
-      process.stdout.write(transcriptToPcap(readRecords(file)));
+      process.stdout.write(transcriptToPcap(readRecords(found.file)));
       return 0;
     }
     case 'follow':
@@ -166,17 +166,23 @@ function transcriptFiles(dir: string): string[] {
   return names.filter(isTranscriptName).sort().map((n) => path.join(dir, n));
 }
 
-/** The file for an ID (session id, unique prefix, or a path); else an error message without a path separator. */
-export function resolveId(dir: string, id: string | undefined): string {
-  if (!id) return 'which session? give its ID (see mailshim trace list)';
-  if (id.includes('/') && fs.existsSync(id)) return path.resolve(id);
-  const files = transcriptFiles(dir).filter((f) => {
+/** The file for an ID (session id, unique prefix, or a path), or why there is none. */
+export function resolveId(dir: string, id: string | undefined): { file: string } | { error: string } {
+  if (!id) return { error: 'which session? give its ID (see mailshim trace list)' };
+  if (id.includes('/') && fs.existsSync(id)) return { file: path.resolve(id) };
+  let all: string[];
+  try {
+    all = transcriptFiles(dir);
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+  const files = all.filter((f) => {
     const sid = path.basename(f).replace(/^.*?Z-|\.jsonl$/g, '');
     return sid.startsWith(id);
   });
-  if (files.length === 0) return `no session "${id}" in the capture directory`;
-  if (files.length > 1) return `"${id}" matches ${files.length} sessions; give more of the ID`;
-  return files[0]!;
+  if (files.length === 0) return { error: `no session "${id}" in the capture directory` };
+  if (files.length > 1) return { error: `"${id}" matches ${files.length} sessions; give more of the ID` };
+  return { file: files[0]! };
 }
 
 // --- list ------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { Dialogue, startFakeUpstream, type FakeUpstream } from './capture-helpers.js';
 import { settle, startProxy, traceCli } from './capture-run.js';
 import type { App } from '../../src/app.js';
@@ -132,5 +132,43 @@ describe('non-ASCII in trace show, trace list --user and trace pcap', () => {
     const stream = Buffer.from(follow.split('\n').filter((l) => /^\t?[0-9a-f]+$/.test(l)).map((l) => l.trim()).join(''), 'hex').toString('utf8');
     expect(stream).toContain('MAIL FROM:<jürgen@exämple.net>\r\n');
     expect(stream).toContain('Subject: Grüße\r\n\r\nLiebe Grüße, Jürgen\r\n');
+  });
+});
+
+describe('trace through the built CLI', () => {
+  const MAIN = path.resolve(import.meta.dirname, '../../dist/main.js');
+  let dir: string;
+  let sid = '';
+
+  beforeAll(async () => {
+    dir = path.join(tmpDir(), 'sessions');
+    const up = await startFakeUpstream();
+    ups.push(up);
+    const { app, port } = await startProxy({
+      listeners: [{ name: 'cli', listen: '127.0.0.1:0', hostname: 'mailshim.test', upstream: 'up' }],
+      upstreams: { up: { host: '127.0.0.1', port: up.port, ehloName: 'mailshim.test' } },
+      capture: { dir },
+    });
+    apps.push(app);
+    for (let i = 0; i < 3; i++) {
+      const d = await Dialogue.connect(port);
+      await d.reply();
+      await d.cmd(`EHLO device-${i}`, /^250/);
+      await d.cmd('QUIT', /^221/);
+      await d.close();
+    }
+    await settle(app);
+    sid = path.basename(transcripts(dir)[0]!).replace(/^.*Z-|\.jsonl$/g, '');
+  });
+
+  it('trace show and trace pcap work with --dir . (a file path without a separator is not an error)', () => {
+    const show = spawnSync(process.execPath, [MAIN, 'trace', 'show', sid, '--dir', '.', '--no-color'], { cwd: dir, encoding: 'utf8', timeout: 20_000 });
+    expect(show.stderr).toBe('');
+    expect(show.status).toBe(0);
+    expect(show.stdout).toMatch(/C: EHLO device-0$/m);
+    const pcap = spawnSync(process.execPath, [MAIN, 'trace', 'pcap', sid, '--dir', '.'], { cwd: dir, timeout: 20_000 });
+    expect(pcap.stderr.toString()).toBe('');
+    expect(pcap.status).toBe(0);
+    expect(pcap.stdout.readUInt32LE(0)).toBe(0xa1b2c3d4);
   });
 });
