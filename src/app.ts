@@ -58,7 +58,19 @@ export class App {
     if (cfg.capture.keylog) app.keylog = new KeyLog(cfg.capture.keylog, log);
     app.wireKeylog(compiled);
     for (const o of opts.observers ?? []) app.bus.add(o);
-    for (const l of compiled.listeners) {
+    try {
+      await app.bind(cfg, log);
+    } catch (err) {
+      // A later bind failed (port in use): nothing started may stay behind relaying.
+      await app.stop(0);
+      throw err;
+    }
+    return app;
+  }
+
+  private async bind(cfg: Config, log: Logger): Promise<void> {
+    const app = this;
+    for (const l of this.compiled.listeners) {
       const listener = new Listener(l, app.bus, app.limits, {
         counters: app.counters,
         rate: app.rate,
@@ -76,15 +88,14 @@ export class App {
       const a = await app.metricsServer.listen(cfg.metrics.listen.host, cfg.metrics.listen.port);
       log.info({ address: `${a.address}:${a.port}` }, 'metrics, /healthz and /readyz listening');
     }
-    return app;
   }
 
   /** capture.keylog: both legs' TLS sockets report their secrets to the key log. */
   private wireKeylog(c: CompiledConfig): void {
-    if (!this.keylog) return;
+    const write = this.keylog?.write;
     for (const l of c.listeners) {
-      l.upstream.tls.onKeylog = this.keylog.write;
-      if (l.tlsServer) l.tlsServer.onKeylog = this.keylog.write;
+      l.upstream.tls.onKeylog = write;
+      if (l.tlsServer) l.tlsServer.onKeylog = write;
     }
   }
 
@@ -116,7 +127,19 @@ export class App {
       return this.rejectReload('listeners were added, removed or moved to another address; restart to apply that');
     }
     for (const w of new Set([...configWarnings(cfg), ...next.warnings])) this.log.warn(w);
+    const before = this.compiled.cfg;
+    // The key log can be switched on, off or moved by a reload (it is sensitive: off must mean off).
+    if (before.capture.keylog !== cfg.capture.keylog) {
+      await this.keylog?.close();
+      this.keylog = cfg.capture.keylog ? new KeyLog(cfg.capture.keylog, this.log) : undefined;
+    }
     this.wireKeylog(next);
+    if (before.log.level !== cfg.log.level) this.log.level = cfg.log.level;
+    const { keylog: _a, ...captureBefore } = before.capture;
+    const { keylog: _b, ...captureAfter } = cfg.capture;
+    if (JSON.stringify(captureBefore) !== JSON.stringify(captureAfter) || JSON.stringify(before.metrics) !== JSON.stringify(cfg.metrics)) {
+      this.log.warn('capture (other than capture.keylog) and metrics settings change only at a restart; they are not applied by this reload');
+    }
     for (const l of this.listeners) l.compiled = byName.get(l.compiled.name)!;
     Object.assign(this.limits, cfg.limits);
     this.rate.setLimit(cfg.limits.ratePerClient);

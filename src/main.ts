@@ -57,13 +57,11 @@ async function main(argv: string[]): Promise<number> {
   return (await cmd.load()).run(rest);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    // Commands that keep servers open (run) never resolve; the others end here.
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`mailshim: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+// A command's result is the process's end: `run` resolves only after its drain, and whatever is still open
+// then (a half-done handshake, a listener bound before a later bind failed) must not keep the process
+// alive. Output is flushed first.
+const exit = (code: number) => process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+main(process.argv.slice(2)).then(exit, (err: unknown) => {
+  process.stderr.write(`mailshim: ${err instanceof Error ? err.message : String(err)}\n`);
+  exit(1);
+});

@@ -2,9 +2,8 @@
 // lock the address out for `lockout`; its AUTH then gets 421 and the connection closes. No address is
 // exempt: behind a proxy or NAT every client may look local. An IPv6 client is counted by its /64, since
 // one host can use any address of it. State lives in this process and survives a config reload.
-import net from 'node:net';
 import type { SmtpReply } from '../types.js';
-import { unmapV4 } from '../listener/allowlist.js';
+import { clientKey } from '../listener/allowlist.js';
 import type { Lockout } from '../config/compile.js';
 
 export interface LockoutOptions {
@@ -22,17 +21,7 @@ import { authLockedOut as lockedOut } from '../protocol/replies.js';
 
 export { lockedOut };
 
-/** The key an address is counted under: IPv4 as is, IPv6 by its /64 prefix. */
-export function lockoutKey(rawAddress: string): string {
-  const address = unmapV4(rawAddress);
-  if (!net.isIPv6(address)) return address;
-  const [head, tail = ''] = address.toLowerCase().split('::');
-  const left = head ? head.split(':') : [];
-  const right = address.includes('::') && tail ? tail.split(':') : [];
-  // An embedded IPv4 tail (::ffff:1.2.3.4) counts as two groups.
-  const groups = [...left, ...Array(Math.max(0, 8 - left.length - right.length - (right.some((g) => g.includes('.')) ? 1 : 0))).fill('0'), ...right];
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
-}
+export { clientKey as lockoutKey };
 
 export class FailureLockout implements Lockout {
   private readonly failures = new Map<string, number[]>();
@@ -49,7 +38,7 @@ export class FailureLockout implements Lockout {
   }
 
   check(rawAddress: string): SmtpReply | undefined {
-    const address = lockoutKey(rawAddress);
+    const address = clientKey(rawAddress);
     const until = this.lockedUntil.get(address);
     if (until === undefined) return undefined;
     if (this.now() < until) return lockedOut(this.opts.hostname);
@@ -58,7 +47,7 @@ export class FailureLockout implements Lockout {
   }
 
   recordFailure(rawAddress: string): void {
-    const address = lockoutKey(rawAddress);
+    const address = clientKey(rawAddress);
     const now = this.now();
     const recent = (this.failures.get(address) ?? []).filter((t) => now - t < this.opts.failureWindowMs);
     recent.push(now);

@@ -1,6 +1,7 @@
 // mailshim check-config: load and validate a config, print it as mailshim will use it (defaults filled in,
 // secrets masked) and the insecure choices it allows. Errors come out as FILE:LINE:COL lines.
 import { stringify } from 'yaml';
+import { compile } from '../config/compile.js';
 import { ConfigError, loadConfig, maskSecrets, warnings } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 
@@ -65,6 +66,14 @@ export async function run(argv: string[]): Promise<number> {
     throw err;
   }
 
+  // What `run` would build from it: certificate and CA files, cipher strings, rules.
+  let compiled: Awaited<ReturnType<typeof compile>>;
+  try {
+    compiled = await compile(cfg);
+  } catch (err) {
+    process.stderr.write(`${opts.config}: ${err instanceof Error ? err.message : String(err)}\n${opts.config}: config not valid\n`);
+    return 1;
+  }
   const masked = maskSecrets(cfg);
   process.stdout.write(
     opts.json
@@ -72,6 +81,6 @@ export async function run(argv: string[]): Promise<number> {
       : `# effective configuration of ${opts.config}: defaults filled in, durations in ms, secrets masked\n` +
           stringify(masked),
   );
-  for (const w of warnings(cfg)) process.stderr.write(`warning: ${w}\n`);
+  for (const w of new Set([...warnings(cfg), ...compiled.warnings])) process.stderr.write(`warning: ${w}\n`);
   return 0;
 }

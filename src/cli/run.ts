@@ -16,48 +16,63 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return 2;
   }
-  let app: App;
+  // Signal handlers go in before the (possibly slow) start, so a SIGHUP from a reload hook or a SIGTERM
+  // during start-up neither kills the process with the default action nor is lost.
+  let app: App | undefined;
+  let stopping = false;
+  let started: () => void = () => {};
+  const ready = new Promise<void>((r) => (started = r));
+  let finished: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => (finished = r));
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    void ready.then(async () => {
+      if (!app) return;
+      app.log.info({ signal, sessions: app.activeSessions }, 'stopping: draining sessions');
+      await app.stop();
+      app.log.info('stopped');
+      finished(0);
+    });
+  };
+  let reloading = Promise.resolve();
+  const onHup = () => {
+    // One reload at a time, in signal order; one during start-up waits for the start.
+    reloading = reloading.then(async () => {
+      await ready;
+      if (stopping || !app) return;
+      app.log.info({ config: values.config }, 'SIGHUP: reloading configuration');
+      try {
+        await app.reload(await loadConfig(values.config!));
+      } catch (err) {
+        app.log.error({ reason: err instanceof Error ? err.message : String(err) }, 'configuration reload rejected; keeping the running configuration');
+        app.metrics.reloaded(false);
+      }
+    });
+  };
+  const onUsr1 = () => {
+    if (!app) return;
+    // Full-detail capture (message bodies up to capture.bodyMaxBytes) for sessions that start from now on.
+    if (!app.capture) {
+      app.log.warn('SIGUSR1: capture.dir is not set, nothing is captured');
+      return;
+    }
+    const on = app.capture.toggleFullDetail();
+    app.log.info({ fullDetail: on }, `SIGUSR1: full-detail capture ${on ? 'on' : 'off'} for new sessions`);
+  };
+  const onTerm = () => stop('SIGTERM');
+  const onInt = () => stop('SIGINT');
+  process.on('SIGHUP', onHup);
+  process.on('SIGUSR1', onUsr1);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
   try {
     app = await App.start(await loadConfig(values.config));
   } catch (err) {
     process.stderr.write(`mailshim: ${err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err)}\n`);
+    for (const [sig, h] of [['SIGHUP', onHup], ['SIGUSR1', onUsr1], ['SIGTERM', onTerm], ['SIGINT', onInt]] as const) process.off(sig, h);
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      app.log.info({ signal, sessions: app.activeSessions }, 'stopping: draining sessions');
-      void app.stop().then(() => {
-        app.log.info('stopped');
-        resolve(0);
-      });
-    };
-    let reloading = Promise.resolve();
-    process.on('SIGHUP', () => {
-      // One reload at a time, in signal order.
-      reloading = reloading.then(async () => {
-        if (stopping) return;
-        app.log.info({ config: values.config }, 'SIGHUP: reloading configuration');
-        try {
-          await app.reload(await loadConfig(values.config!));
-        } catch (err) {
-          app.log.error({ reason: err instanceof Error ? err.message : String(err) }, 'configuration reload rejected; keeping the running configuration');
-          app.metrics.reloaded(false);
-        }
-      });
-    });
-    process.on('SIGUSR1', () => {
-      // Full-detail capture (message bodies up to capture.bodyMaxBytes) for sessions that start from now on.
-      if (!app.capture) {
-        app.log.warn('SIGUSR1: capture.dir is not set, nothing is captured');
-        return;
-      }
-      const on = app.capture.toggleFullDetail();
-      app.log.info({ fullDetail: on }, `SIGUSR1: full-detail capture ${on ? 'on' : 'off'} for new sessions`);
-    });
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  started();
+  return done;
 }

@@ -68,32 +68,41 @@ export function upstreamTarget(name: string, u: UpstreamConfig, connectTimeoutMs
 export async function compile(cfg: Config, previous?: CompiledConfig): Promise<CompiledConfig> {
   const warnings: string[] = [];
   const listeners: CompiledListener[] = [];
-  for (const l of cfg.listeners) {
-    const hostname = l.hostname ?? os.hostname();
-    const upstreamCfg = cfg.upstreams[l.upstream];
-    const tlsServer = await buildServerTls(l, hostname);
-    if (tlsServer) warnings.push(...tlsServer.warnings);
-    const compiled: CompiledListener = {
-      name: l.name,
-      cfg: l,
-      hostname,
-      rules: compileRules(l.ehlo),
-      upstream: upstreamTarget(l.upstream, upstreamCfg, l.timeouts.connect),
-      upstreamName: l.upstream,
-      upstreamCfg,
-      allow: new AddressSet(l.clients.allow),
-      relayWithoutAuth: new AddressSet(l.clients.relayWithoutAuth),
-      trustedProxies: new AddressSet(l.trustedProxies),
-      tlsServer,
-      auth: undefined as unknown as AuthMode,
-      lockout: undefined,
-    };
-    const lockoutOptions = { hostname, maxFailures: l.auth.maxFailures, failureWindowMs: l.auth.failureWindow, lockoutMs: l.auth.lockout };
-    const kept = previous?.listeners.find((p) => p.name === l.name)?.lockout;
-    if (kept instanceof FailureLockout) kept.setOptions(lockoutOptions);
-    compiled.lockout = kept ?? new FailureLockout(lockoutOptions);
-    compiled.auth = createAuthMode(compiled);
-    listeners.push(compiled);
+  for (const [i, l] of cfg.listeners.entries()) {
+    try {
+      listeners.push(await compileListener(cfg, l, previous, warnings));
+    } catch (err) {
+      // Files that cannot be read, an OpenSSL cipher string it rejects...: say which listener.
+      throw new Error(`listeners[${i}] (${l.name}): ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
   return { cfg, listeners, warnings };
+}
+
+async function compileListener(cfg: Config, l: ListenerConfig, previous: CompiledConfig | undefined, warnings: string[]): Promise<CompiledListener> {
+  const hostname = l.hostname ?? os.hostname();
+  const upstreamCfg = cfg.upstreams[l.upstream];
+  const tlsServer = await buildServerTls(l, hostname);
+  if (tlsServer) warnings.push(...tlsServer.warnings);
+  const compiled: CompiledListener = {
+    name: l.name,
+    cfg: l,
+    hostname,
+    rules: compileRules(l.ehlo),
+    upstream: upstreamTarget(l.upstream, upstreamCfg, l.timeouts.connect),
+    upstreamName: l.upstream,
+    upstreamCfg,
+    allow: new AddressSet(l.clients.allow),
+    relayWithoutAuth: new AddressSet(l.clients.relayWithoutAuth),
+    trustedProxies: new AddressSet(l.trustedProxies),
+    tlsServer,
+    auth: undefined as unknown as AuthMode,
+    lockout: undefined,
+  };
+  const lockoutOptions = { hostname, maxFailures: l.auth.maxFailures, failureWindowMs: l.auth.failureWindow, lockoutMs: l.auth.lockout };
+  const kept = previous?.listeners.find((p) => p.name === l.name)?.lockout;
+  if (kept instanceof FailureLockout) kept.setOptions(lockoutOptions);
+  compiled.lockout = kept ?? new FailureLockout(lockoutOptions);
+  compiled.auth = createAuthMode(compiled);
+  return compiled;
 }

@@ -1,5 +1,6 @@
 // Every configuration key is declared once here, with its type and default (maddy's cfg.* habit).
 // load.ts reads the YAML and turns zod issues into file:line:col errors; compile.ts builds runtime objects.
+import net from 'node:net';
 import { z } from 'zod';
 
 /** "30s", "5m", "1h", "250ms" or a number of seconds -> milliseconds. */
@@ -22,14 +23,25 @@ export const hostPort = z.union([
     .transform((s) => {
       const m = /^(?:\[([^\]]+)\]|([^:\s]+))?:?(\d{1,5})$/.exec(s)!;
       return { host: m[1] ?? m[2] ?? '0.0.0.0', port: Number(m[3]) };
-    }),
+    })
+    .refine((a) => a.port <= 65535, 'a port from 0 to 65535'),
 ]);
 
 export const cidr = z
   .string()
-  .regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR such as 192.168.0.0/16 or ::1/128');
+  .regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR such as 192.168.0.0/16 or ::1/128')
+  .refine((c) => {
+    const [addr, bits] = c.split('/');
+    const family = net.isIP(addr);
+    if (family === 0) return false;
+    return bits === undefined || Number(bits) <= (family === 4 ? 32 : 128);
+  }, 'a valid IPv4/IPv6 address, with a prefix length of at most 32 (IPv4) or 128 (IPv6)');
 
-const tlsVersion = z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']);
+const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
+const tlsVersion = z.enum(TLS_VERSIONS);
+/** minVersion must not be above maxVersion (no handshake could ever succeed). */
+const versionOrder = (t: { minVersion: string; maxVersion: string }) => TLS_VERSIONS.indexOf(t.minVersion as never) <= TLS_VERSIONS.indexOf(t.maxVersion as never);
+const versionOrderIssue = { message: 'minVersion must not be above maxVersion', path: ['minVersion'] };
 export type TlsVersion = z.infer<typeof tlsVersion>;
 
 const secretFields = {
@@ -53,6 +65,7 @@ const listenerTls = z
     crl: z.string().optional(),
   })
   .strict()
+  .refine(versionOrder, versionOrderIssue)
   .default({ mode: 'none', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', sni: {}, requestClientCert: false });
 
 const rule = z.union([
@@ -153,6 +166,7 @@ const upstreamTls = z
     ciphers: z.string().optional(),
   })
   .strict()
+  .refine(versionOrder, versionOrderIssue)
   .default({ mode: 'none', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', verify: true });
 
 export const upstreamSchema = z
@@ -180,7 +194,7 @@ export const configSchema = z
       .object({
         dir: z.string().optional(),
         body: z.enum(['none', 'headers', 'full']).default('headers'),
-        bodyMaxBytes: z.number().int().nonnegative().default(65536),
+        bodyMaxBytes: z.number().int().nonnegative().max(64 * 1024 * 1024).default(65536),
         keylog: z.union([z.string(), z.literal(false)]).default(false),
         maxFiles: z.number().int().positive().default(1000),
         maxBytes: z.number().int().positive().default(100 * 1024 * 1024),

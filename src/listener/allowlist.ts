@@ -25,3 +25,15 @@ export class AddressSet {
 export function unmapV4(address: string): string {
   return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
+
+/** The key an address is counted under: IPv4 as is, IPv6 by its /64 prefix. */
+export function clientKey(rawAddress: string): string {
+  const address = unmapV4(rawAddress);
+  if (!net.isIPv6(address)) return address;
+  const [head, tail = ''] = address.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = address.includes('::') && tail ? tail.split(':') : [];
+  // An embedded IPv4 tail (::ffff:1.2.3.4) counts as two groups.
+  const groups = [...left, ...Array(Math.max(0, 8 - left.length - right.length - (right.some((g) => g.includes('.')) ? 1 : 0))).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}

@@ -10,7 +10,7 @@ import { formatReply } from '../protocol/reply.js';
 import * as R from '../protocol/replies.js';
 import type { tlsInfo } from '../upstream/dial.js';
 import { acceptClientTls, type ClientTlsError } from './tls-context.js';
-import { unmapV4 } from './allowlist.js';
+import { clientKey, unmapV4 } from './allowlist.js';
 import { listenOn } from './listen-on.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -79,6 +79,12 @@ export class Listener {
   private refuse(sock: net.Socket, reply: string, reason: string, client: string): void {
     this.hooks.onRefused?.(this.compiled.name, reason, client);
     sock.on('error', () => {});
+    // On an implicit-TLS listener the client expects a TLS handshake first: a plaintext reply would only
+    // read as a TLS error, so the connection is just closed.
+    if (this.compiled.cfg.tls.mode === 'implicit') {
+      sock.destroy();
+      return;
+    }
     sock.end(reply);
     setTimeout(() => sock.destroy(), 1000).unref();
   }
@@ -128,7 +134,9 @@ export class Listener {
       return;
     }
     const c = this.hooks.counters;
-    const mine = c.perClient.get(address) ?? 0;
+    // Counted per client, an IPv6 client per /64 (one host may use any address of it).
+    const key = clientKey(address);
+    const mine = c.perClient.get(key) ?? 0;
     if (c.total >= this.limits.maxConnections) {
       this.refuse(sock, formatReply(R.tooMany(l.hostname)), 'limits.maxConnections', address);
       return;
@@ -138,15 +146,15 @@ export class Listener {
       return;
     }
     c.total++;
-    c.perClient.set(address, mine + 1);
+    c.perClient.set(key, mine + 1);
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
       c.total--;
-      const n = (c.perClient.get(address) ?? 1) - 1;
-      if (n <= 0) c.perClient.delete(address);
-      else c.perClient.set(address, n);
+      const n = (c.perClient.get(key) ?? 1) - 1;
+      if (n <= 0) c.perClient.delete(key);
+      else c.perClient.set(key, n);
     };
     sock.once('close', release);
 

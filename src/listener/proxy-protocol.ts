@@ -80,6 +80,9 @@ function parseV2(buf: Buffer): ParseResult {
   if (cmd === 0) return { status: 'ok', header: { version: 2, command: 'local', family: 'unknown' }, length };
   const af = fam >> 4;
   const proto = fam & 0x0f;
+  // Spec 2.2: other address families and transports "must be rejected as invalid".
+  if (af > 3) return { status: 'invalid', reason: `v2 address family ${af} is not defined` };
+  if (proto > 2) return { status: 'invalid', reason: `v2 transport ${proto} is not defined` };
   if (af === 1 || af === 2) {
     const size = af === 1 ? 4 : 16;
     if (body.length < size * 2 + 4) return { status: 'invalid', reason: 'v2 address block too short' };

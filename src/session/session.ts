@@ -352,8 +352,9 @@ export class Session implements AuthContext {
       if (this.state === 'auth') {
         if (!this.authLineWaiter) break;
       } else if (this.state !== 'command' || this.syncWaits > 0) break;
-      const max = this.state === 'auth' ? AUTH_LINE_MAX : this.listener.cfg.maxLineLength;
-      const r = this.reader.next(max);
+      // AUTH command lines may carry an initial response up to AUTH_LINE_MAX (RFC 4954 4: XOAUTH2 tokens are
+      // long); every other command is held to maxLineLength below.
+      const r = this.reader.next(Math.max(AUTH_LINE_MAX, this.listener.cfg.maxLineLength));
       if (!r) break;
       if (this.state === 'auth') {
         const waiter = this.authLineWaiter!;
@@ -362,6 +363,11 @@ export class Session implements AuthContext {
         continue;
       }
       if ('tooLong' in r) {
+        this.emit({ type: 'protocol', sid: this.sid, leg: 'client->proxy', line: '[line too long, discarded]' });
+        this.reply(R.lineTooLong());
+        continue;
+      }
+      if (r.line.length + 2 > this.listener.cfg.maxLineLength && !isAuthLine(r.line)) {
         this.emit({ type: 'protocol', sid: this.sid, leg: 'client->proxy', line: '[line too long, discarded]' });
         this.reply(R.lineTooLong());
         continue;
@@ -749,3 +755,7 @@ export class Session implements AuthContext {
   }
 }
 
+/** "AUTH " at the start of a command line, any case. */
+function isAuthLine(line: Buffer): boolean {
+  return line.length > 5 && (line[0] | 0x20) === 0x61 && (line[1] | 0x20) === 0x75 && (line[2] | 0x20) === 0x74 && (line[3] | 0x20) === 0x68 && line[4] === 0x20;
+}

@@ -34,6 +34,7 @@ describe('robustness', () => {
           return null;
         }
         if (line.startsWith('AUTH LOGIN')) return '504 5.5.4 Unrecognized authentication type';
+        if (line.startsWith('AUTH XOAUTH2 ')) return '235 2.7.0 Authentication successful';
         return undefined;
       },
     });
@@ -89,7 +90,8 @@ describe('robustness', () => {
       c.socket.pause();
       const chunk = Buffer.from('NOOP\r\n'.repeat(10_000));
       for (let i = 0; i < 40; i++) c.socket.write(chunk);
-      const [summary] = await proxy.waitForSessionEnd(1, 6000);
+      // Idle timeout (1 s) plus the closing grace (1 s); generous for a loaded CI machine: without the fix it never ends.
+      const [summary] = await proxy.waitForSessionEnd(1, 15_000);
       expect(summary.result).toBe('timeout');
       expect(proxy.app.listeners[0].sessions.size).toBe(0);
       c.socket.destroy();
@@ -227,6 +229,24 @@ describe('robustness', () => {
       await c.expect(/^250 /); // the NOOP after the chunk
       const cmds = up.connections[up.connections.length - 1].commands.slice(before);
       expect(cmds).toEqual(['NOOP']);
+      c.send('QUIT');
+      await c.closed();
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('an AUTH line with a long initial response (an XOAUTH2 token) passes in passthrough (RFC 4954: 12288 octets)', async () => {
+    const proxy = await startProxy(config(up.port));
+    try {
+      const c = await greetedWithEhlo(proxy.port);
+      const token = Buffer.from(`user=someone@example.org\x01auth=Bearer ${'y'.repeat(1200)}\x01\x01`).toString('base64');
+      c.send(`AUTH XOAUTH2 ${token}`);
+      await c.expect(/^235 /);
+      expect(up.connections[up.connections.length - 1].commands).toContain(`AUTH XOAUTH2 ${token}`);
+      // Other commands keep the 512-octet limit.
+      c.send('NOOP ' + 'x'.repeat(600));
+      await c.expect(/^500 5\.5\.2 Line too long/);
       c.send('QUIT');
       await c.closed();
     } finally {

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -320,8 +321,12 @@ describe('mailshim check-config', () => {
 
   it('prints the effective config as YAML with secrets masked, warnings on stderr, exit 0', async () => {
     for (const [k, v] of Object.entries(exampleEnv)) vi.stubEnv(k, v);
+    // check-config also builds the TLS contexts, so the certificate files the example names must exist.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mailshim-example-'));
+    copyFileSync(path.join(root, 'config/mailshim.example.yaml'), path.join(dir, 'mailshim.yaml'));
+    cpSync(fixture('tls'), path.join(dir, 'tls'), { recursive: true });
     capture();
-    const code = await run(['--config', path.join(root, 'config/mailshim.example.yaml')]);
+    const code = await run(['--config', path.join(dir, 'mailshim.yaml')]);
     vi.restoreAllMocks();
     expect(code).toBe(0);
     const printed = parseYaml(out) as { listeners: { name: string; auth: { users: { password: string }[]; failureDelay: number } }[] };

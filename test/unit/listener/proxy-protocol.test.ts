@@ -56,6 +56,11 @@ describe('PROXY v1', () => {
 });
 
 describe('PROXY v2', () => {
+  it('rejects an undefined address family or transport (spec 2.2: "must be rejected as invalid")', () => {
+    expect(parseProxyHeader(v2({ fam: 0x51, addr: v4addr('203.0.113.7', '10.0.0.5', 40000, 2525) }))).toMatchObject({ status: 'invalid' });
+    expect(parseProxyHeader(v2({ fam: 0x13, addr: v4addr('203.0.113.7', '10.0.0.5', 40000, 2525) }))).toMatchObject({ status: 'invalid' });
+  });
+
   it('parses a TCP4 PROXY header with TLVs', () => {
     const tlv = Buffer.from([0x04, 0x00, 0x02, 0x41, 0x42]); // PP2_TYPE_NOOP
     const buf = Buffer.concat([v2({ fam: 0x11, addr: v4addr('203.0.113.7', '10.0.0.5', 40000, 2525), tlv }), Buffer.from('rest')]);
