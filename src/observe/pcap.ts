@@ -5,10 +5,39 @@
 // Server ports are 25 or 587 whatever the real ports were, because those are the ports Wireshark's SMTP
 // dissector claims. After a STARTTLS upgrade the rest of that leg starts a new TCP conversation (next
 // client port): in one conversation Wireshark would read everything after `220 Ready to start TLS` as TLS
-// records. Lines are the transcript's, so secrets appear as `********`; a body that was not captured
+// records. Lines are the transcript's, so secrets stay masked (as base64 of `********`, see MASK_B64); a body that was not captured
 // (capture.body) is replaced by a one-line note.
 import net from 'node:net';
 import type { CaptureRecord } from './transcript.js';
+import { MASK } from './redact.js';
+
+/**
+ * Masked SASL data goes into the pcap as valid base64 of the mask, so a tool that decodes AUTH lines
+ * (Wireshark with smtp.decryption on) shows `********` where the secret was instead of failing to decode.
+ * PLAIN carries `\0user\0password`, so its mask has that shape too (Wireshark then shows User and Pass as
+ * `********`). With smtp.decryption off (the default), tshark 4.0 flags every AUTH PLAIN credential line
+ * "base64 decode failed or is not enabled" whatever it holds: that note is about the preference.
+ */
+const MASK_B64 = Buffer.from(MASK).toString('base64'); // KioqKioqKio=
+const PLAIN_MASK_B64 = Buffer.from(`\0${MASK}\0${MASK}`).toString('base64');
+
+/** Rewrites one direction's client lines for the pcap; remembers an `AUTH PLAIN` awaiting its response. */
+class MaskedSasl {
+  private plainPending = false;
+
+  line(line: string): string {
+    if (line === MASK) {
+      const plain = this.plainPending;
+      this.plainPending = false;
+      return plain ? PLAIN_MASK_B64 : MASK_B64;
+    }
+    const m = /^AUTH[ \t]+(\S+)(?:[ \t]+(\S+))?$/i.exec(line);
+    const plain = m?.[1]!.toUpperCase() === 'PLAIN';
+    this.plainPending = Boolean(plain && m![2] === undefined);
+    if (m?.[2] === MASK) return line.slice(0, -MASK.length) + (plain ? PLAIN_MASK_B64 : MASK_B64);
+    return line;
+  }
+}
 
 const LINKTYPE_RAW = 101;
 const MSS = 1400;
@@ -98,13 +127,16 @@ export function transcriptToPcap(records: CaptureRecord[]): Buffer {
   const clientLeg = new Conversation(packets, { ip: clientIp, port: start?.clientPort || 40000 }, { ip: proxyIp, port: smtpPort(local?.port, 587) }, 0x1000_0000);
   const upLeg = new Conversation(packets, { ip: proxyUpIp, port: 41000 }, { ip: upstreamIp, port: smtpPort(connect?.port, 25) }, 0x2000_0000);
 
+  const clientSasl = new MaskedSasl();
+  const upSasl = new MaskedSasl();
   let lastTs = t0;
   for (const r of records) {
     const ts = t0 + r.t;
     lastTs = Math.max(lastTs, ts);
     switch (r.type) {
       case 'protocol': {
-        const bytes = Buffer.from(r.line.startsWith('[') ? '' : r.line + '\r\n', 'latin1');
+        const line = r.leg === 'client->proxy' ? clientSasl.line(r.line) : r.leg === 'proxy->upstream' ? upSasl.line(r.line) : r.line;
+        const bytes = Buffer.from(r.line.startsWith('[') ? '' : line + '\r\n', 'latin1');
         if (bytes.length === 0) break; // mailshim's own notes ("[line too long, discarded]") were not on the wire
         if (r.leg === 'client->proxy') clientLeg.send(ts, true, bytes);
         else if (r.leg === 'proxy->client') clientLeg.send(ts, false, bytes);

@@ -34,6 +34,21 @@ function transcripts(dir: string): string[] {
     .map((f) => path.join(dir, f));
 }
 
+/**
+ * `trace pcap SID` written to a file, read back by tshark with SASL decoding on (smtp.decryption): the
+ * expert info, and the username/password fields it decoded from the AUTH lines.
+ */
+async function pcapOf(sid: string, dir: string): Promise<{ bytes: Buffer; expert: string; auth: string[] }> {
+  const r = await traceCli(['pcap', sid, '--dir', dir]);
+  expect(r.code).toBe(0);
+  const file = path.join(tmpDir(), `${sid}.pcap`);
+  fs.writeFileSync(file, r.out);
+  const tshark = (args: string[]) => execFileSync('tshark', ['-o', 'smtp.decryption:TRUE', '-r', file, ...args], { encoding: 'utf8', timeout: 30_000 });
+  const expert = tshark(['-q', '-z', 'expert']);
+  const auth = tshark(['-Y', 'smtp.auth.username || smtp.auth.password', '-T', 'fields', '-e', 'smtp.auth.username', '-e', 'smtp.auth.password']).trim().split('\n');
+  return { bytes: r.out, expert, auth };
+}
+
 describe('capture.redactUsernames', () => {
   const USER = 'notify@provider.example';
   let dir: string;
@@ -66,6 +81,15 @@ describe('capture.redactUsernames', () => {
     // ... but the username appears nowhere (raw or as the provider saw it).
     expect(text).not.toContain(USER);
     expect(text).not.toContain('notify@');
+  });
+
+  it('trace pcap: masked AUTH PLAIN lines are valid base64 of a masked PLAIN message, which tshark decodes', async () => {
+    const sid = path.basename(transcripts(dir)[0]!).replace(/^.*Z-|\.jsonl$/g, '');
+    const { expert, bytes, auth } = await pcapOf(sid, dir);
+    expect(bytes.includes('AUTH PLAIN ********')).toBe(false);
+    // Both legs: the client's AUTH PLAIN and mailshim's to the provider.
+    expect(auth).toEqual(['********\t********', '********\t********']);
+    expect(expert).not.toMatch(/Warns|base64 decode failed/);
   });
 });
 
@@ -117,6 +141,16 @@ describe('non-ASCII in trace show, trace list --user and trace pcap', () => {
     expect(r.code).toBe(0);
     expect(r.out.toString('utf8')).toContain(`${sid}  `);
     expect(r.out.toString('utf8')).toContain(`  ${USER}  `);
+  });
+
+  it('trace pcap: masked AUTH LOGIN responses are valid base64 (KioqKioqKio=), decoded by tshark as ********', async () => {
+    const { expert, bytes, auth } = await pcapOf(sid, dir);
+    expect(bytes.includes('********\r\n')).toBe(false);
+    expect(bytes.includes('KioqKioqKio=\r\n')).toBe(true);
+    // tshark decodes every AUTH LOGIN response line it tracks; none is left undecodable.
+    expect(auth.length).toBeGreaterThan(0);
+    for (const row of auth) expect(row.replace(/\t/g, '')).toMatch(/^(\*{8}|jürgen)+$/);
+    expect(expert).not.toMatch(/Warns|base64 decode failed/);
   });
 
   it('trace pcap carries the original bytes: tshark reads Subject: Grüße', async () => {
