@@ -5,7 +5,7 @@
 //   pcap    the session's cleartext as a pcap of synthesized TCP packets (for Wireshark/tshark)
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { parseDocument } from 'yaml';
 import {
   isTranscriptName,
   parseRecords,
@@ -110,12 +110,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   let dir = o.dir;
   if (!dir && o.config) {
-    try {
-      dir = (await loadConfig(o.config)).capture.dir;
-    } catch (err) {
-      process.stderr.write(`mailshim trace: ${err instanceof ConfigError || err instanceof Error ? err.message : String(err)}\n`);
-      return 1;
-    }
+    const found = captureDirOf(o.config);
+    if ('error' in found) return fail(found.error);
+    dir = found.dir;
     if (!dir) {
       process.stderr.write(`mailshim trace: ${o.config} has no capture.dir: sessions are not being captured\n`);
       return 1;
@@ -149,6 +146,36 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`mailshim trace: unknown subcommand "${o.sub}"\n\n${USAGE}\n`);
       return 2;
   }
+}
+
+/**
+ * capture.dir from a config file, and nothing else: reading the captures must not need the secrets the full
+ * loader insists on (${VAR}s, passwordFiles). Relative to the config file's directory, ${VAR} and
+ * ${VAR:-default} expanded as the loader does.
+ */
+export function captureDirOf(file: string, env: NodeJS.ProcessEnv = process.env): { dir: string | undefined } | { error: string } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    return { error: `${file}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
+  }
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) return { error: `${file}: YAML syntax error: ${doc.errors[0]!.message} (mailshim check-config shows where)` };
+  const raw: unknown = doc.getIn(['capture', 'dir']);
+  if (raw === undefined || raw === null) return { dir: undefined };
+  if (typeof raw !== 'string') return { error: `${file}: capture.dir must be a directory name` };
+  let unset: string | undefined;
+  const dir = raw.replace(/\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (match: string, name?: string, dflt?: string) => {
+    if (match === '$${') return '${';
+    const value = env[name!];
+    if (value !== undefined && (value !== '' || dflt === undefined)) return value;
+    if (dflt !== undefined) return dflt;
+    unset ??= name;
+    return '';
+  });
+  if (unset) return { error: `${file}: capture.dir: environment variable ${unset} is not set` };
+  return { dir: path.resolve(path.dirname(path.resolve(file)), dir) };
 }
 
 function fail(msg: string): number {

@@ -206,3 +206,45 @@ describe('trace through the built CLI', () => {
     expect(pcap.stdout.readUInt32LE(0)).toBe(0xa1b2c3d4);
   });
 });
+
+describe('trace --config', () => {
+  it('needs only capture.dir: unset ${VAR}s and unreadable passwordFiles elsewhere do not matter', async () => {
+    const root = tmpDir();
+    const sessions = path.join(root, 'etc', 'captures', 'mailshim');
+    fs.mkdirSync(sessions, { recursive: true });
+    const record = { t: 0, type: 'session.start', at: '2026-01-02T03:04:05.000Z', sid: 'cfg1', listener: 'cam', client: '192.0.2.7', clientPort: 1 };
+    fs.writeFileSync(path.join(sessions, '20260102T030405.000Z-cfg1.jsonl'), JSON.stringify(record) + '\n');
+    const cfg = path.join(root, 'etc', 'mailshim.yaml');
+    fs.writeFileSync(
+      cfg,
+      [
+        'listeners:',
+        '  - { name: cam, listen: "127.0.0.1:2525", hostname: h, upstream: up }',
+        'upstreams:',
+        '  up:',
+        '    host: smtp.example.net',
+        '    accounts:',
+        '      a: { user: u, password: "${MAILSHIM_TEST_UNSET_SECRET}" }',
+        '      b: { user: v, passwordFile: /nonexistent/secret }',
+        // Relative to the config file's directory; the variable is set for this test.
+        'capture: { dir: "captures/${MAILSHIM_TEST_CAPTURE_NAME}" }',
+        '',
+      ].join('\n'),
+    );
+    delete process.env.MAILSHIM_TEST_UNSET_SECRET;
+    process.env.MAILSHIM_TEST_CAPTURE_NAME = 'mailshim';
+    try {
+      const r = await traceCli(['list', '--config', cfg]);
+      expect(r.err).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.out.toString()).toMatch(/^cfg1  2026-01-02 03:04:05Z  cam  192\.0\.2\.7 /);
+      // An unset variable in capture.dir itself is an error that says so.
+      delete process.env.MAILSHIM_TEST_CAPTURE_NAME;
+      const bad = await traceCli(['list', '--config', cfg]);
+      expect(bad.code).toBe(1);
+      expect(bad.err).toMatch(/capture\.dir: environment variable MAILSHIM_TEST_CAPTURE_NAME is not set/);
+    } finally {
+      delete process.env.MAILSHIM_TEST_CAPTURE_NAME;
+    }
+  });
+});
