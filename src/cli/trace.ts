@@ -122,6 +122,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`mailshim trace: --config FILE or --dir DIR is required\n\n${USAGE}\n`);
     return 2;
   }
+  exitQuietlyOnEpipe();
   const color = o.color ?? (Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
   const out = (s: string) => process.stdout.write(s + '\n');
   switch (o.sub) {
@@ -176,6 +177,18 @@ export function captureDirOf(file: string, env: NodeJS.ProcessEnv = process.env)
   });
   if (unset) return { error: `${file}: capture.dir: environment variable ${unset} is not set` };
   return { dir: path.resolve(path.dirname(path.resolve(file)), dir) };
+}
+
+let epipeHandled = false;
+
+/** `mailshim trace list | head -1`: the reader has all it wanted; stop there, as Unix tools do. */
+function exitQuietlyOnEpipe(): void {
+  if (epipeHandled) return;
+  epipeHandled = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
 }
 
 function fail(msg: string): number {

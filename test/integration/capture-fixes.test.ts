@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { Dialogue, startFakeUpstream, type FakeUpstream } from './capture-helpers.js';
 import { settle, startProxy, traceCli } from './capture-run.js';
 import type { App } from '../../src/app.js';
@@ -169,6 +169,14 @@ describe('non-ASCII in trace show, trace list --user and trace pcap', () => {
   });
 });
 
+/** A finished transcript file written by hand (what the writer would have written). */
+function writeTranscript(dir: string, sid: string, lines: string[]): void {
+  const recs: unknown[] = [{ t: 0, type: 'session.start', at: new Date().toISOString(), sid, listener: 'cam', client: '192.0.2.7', clientPort: 1 }];
+  for (const [i, line] of lines.entries()) recs.push({ t: i + 1, type: 'protocol', leg: 'client->proxy', line });
+  const stamp = new Date().toISOString().replace(/[-:]/g, '');
+  fs.writeFileSync(path.join(dir, `${stamp}-${sid}.jsonl`), recs.map((r) => JSON.stringify(r) + '\n').join(''));
+}
+
 describe('trace through the built CLI', () => {
   const MAIN = path.resolve(import.meta.dirname, '../../dist/main.js');
   let dir: string;
@@ -204,6 +212,35 @@ describe('trace through the built CLI', () => {
     expect(pcap.stderr.toString()).toBe('');
     expect(pcap.status).toBe(0);
     expect(pcap.stdout.readUInt32LE(0)).toBe(0xa1b2c3d4);
+  });
+
+  it('trace follow | head -1: exits quietly with 0 when the reader goes away (EPIPE)', async () => {
+    const live = path.join(tmpDir(), 'live');
+    fs.mkdirSync(live);
+    const sh = spawn('bash', ['-c', `"${process.execPath}" "${MAIN}" trace follow --dir "${live}" --no-color | head -1; echo "trace exit \${PIPESTATUS[0]}" >&2`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    sh.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    sh.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<number | null>((r) => sh.once('exit', (code) => r(code)));
+    const until = async (ok: () => boolean, what: string) => {
+      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+      if (!ok()) throw new Error(`timed out waiting for ${what}; stdout ${out}; stderr ${err}`);
+    };
+    try {
+      await until(() => err.includes('following new sessions'), 'follow to start');
+      writeTranscript(live, 'epipe1', ['EHLO one', 'QUIT']);
+      await until(() => out.includes('session epipe1'), 'the first line');
+      // head has exited; the next session makes follow write into a closed pipe.
+      await new Promise((r) => setTimeout(r, 300));
+      writeTranscript(live, 'epipe2', ['EHLO two', 'QUIT']);
+      await until(() => /trace exit \d+/.test(err), 'trace to exit');
+      expect(err).toMatch(/trace exit 0\n/);
+      expect(err).not.toMatch(/EPIPE|Error|at /);
+    } finally {
+      if (sh.exitCode === null) sh.kill('SIGKILL');
+      await exited;
+    }
   });
 });
 
