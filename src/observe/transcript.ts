@@ -112,6 +112,8 @@ export class TranscriptWriter {
       w.finished.push({ file, bytes: st.size });
       w.finishedBytes += st.size;
     }
+    // Limits lowered since the last run (or a directory filled by hand) hold from the start.
+    await w.retain();
     return w;
   }
 
@@ -425,18 +427,54 @@ export function isTranscriptName(name: string): boolean {
   return /^\d{8}T\d{6}\.\d{3}Z-[^/]+\.jsonl$/.test(name);
 }
 
-/** Parse a transcript file; a torn last line (a session still being written) is skipped. */
+/**
+ * Parse a transcript file; a torn last line (a session still being written) is skipped, and so is any
+ * record without the fields its type promises (a damaged or hand-edited file), so readers can trust them.
+ */
 export function parseRecords(text: string): CaptureRecord[] {
   const out: CaptureRecord[] = [];
   for (const line of text.split('\n')) {
     if (!line) continue;
+    let value: unknown;
     try {
-      out.push(JSON.parse(line) as CaptureRecord);
+      value = JSON.parse(line);
     } catch {
-      // Partial line at the end of a live file.
+      continue; // Partial line at the end of a live file.
     }
+    if (isRecord(value)) out.push(value);
   }
   return out;
+}
+
+const LEGS = new Set(['client->proxy', 'proxy->client', 'proxy->upstream', 'upstream->proxy']);
+type Fields = Record<string, unknown>;
+const str = (v: unknown): v is string => typeof v === 'string';
+const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const obj = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v);
+const strs = (v: unknown): boolean => Array.isArray(v) && v.every(str);
+
+/** The fields each record type must have for trace show / list / pcap to read it. */
+const SHAPES: Record<CaptureRecord['type'], (r: Fields) => boolean> = {
+  'session.start': (r) => str(r.sid) && str(r.at) && str(r.listener) && str(r.client),
+  'link.connect': (r) => str(r.host) && num(r.port),
+  'link.tls': (r) => obj(r.tls),
+  'link.tls-failed': (r) => str(r.side) && str(r.reason),
+  protocol: (r) => str(r.leg) && LEGS.has(r.leg) && str(r.line),
+  rewrite: (r) => strs(r.before) && strs(r.after) && Array.isArray(r.changes) && r.changes.every(obj),
+  auth: (r) => str(r.side) && str(r.mechanism) && str(r.mode) && str(r.result),
+  'tx.begin': (r) => str(r.from),
+  data: (r) => num(r.size) && str(r.captured) && (r.text === undefined || str(r.text)),
+  'tx.commit': (r) => num(r.size) && str(r.from) && strs(r.recipients) && num(r.code) && str(r.reply),
+  'tx.rollback': (r) => num(r.size) && str(r.from) && strs(r.recipients) && num(r.code) && str(r.reply),
+  timeout: (r) => str(r.side),
+  'session.end': (r) =>
+    obj(r.summary) && str(r.summary.result) && [r.summary.durationMs, r.summary.messages, r.summary.rejected, r.summary.bytesIn, r.summary.bytesOut].every(num),
+  'capture.gap': (r) => num(r.dropped),
+};
+
+function isRecord(v: unknown): v is CaptureRecord {
+  if (!obj(v) || !num(v.t) || !str(v.type) || !Object.hasOwn(SHAPES, v.type)) return false;
+  return SHAPES[v.type as CaptureRecord['type']](v);
 }
 
 /** Files are UTF-8 JSON (what JSON.stringify of the records gives), whatever the strings inside hold. */

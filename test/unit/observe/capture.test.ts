@@ -4,9 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { SaslScrubber, maskAuthCommand, USERNAME_NOTE } from '../../../src/observe/redact.js';
 import { hintForReply, hintForTls } from '../../../src/observe/hints.js';
-import { TranscriptWriter, messageIdOf, readRecords, wireText } from '../../../src/observe/transcript.js';
+import { TranscriptWriter, messageIdOf, parseRecords, readRecords, sessionInfo, wireText } from '../../../src/observe/transcript.js';
+import { transcriptToPcap } from '../../../src/observe/pcap.js';
 import { EventBus } from '../../../src/observe/bus.js';
-import { parseSince } from '../../../src/cli/trace.js';
+import { parseSince, renderTranscript } from '../../../src/cli/trace.js';
 
 describe('redact', () => {
   it('masks an AUTH initial response and every line that answers a 334', () => {
@@ -66,6 +67,16 @@ describe('TranscriptWriter', () => {
     fs.rmSync(dir, { recursive: true });
   });
 
+  it('applies retention when it starts, not only when a session ends', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cap-'));
+    const names = ['20260101T000001.000Z-old1.jsonl', '20260101T000002.000Z-old2.jsonl', '20260101T000003.000Z-old3.jsonl', '20260101T000004.000Z-old4.jsonl'];
+    for (const n of names) fs.writeFileSync(path.join(dir, n), '{"t":0,"type":"session.start","at":"2026-01-01T00:00:00.000Z","sid":"x","listener":"l","client":"c","clientPort":1}\n');
+    const w = await TranscriptWriter.start({ dir, body: 'none', bodyMaxBytes: 0, maxFiles: 2, maxBytes: 1e9, redactUsernames: false });
+    expect(fs.readdirSync(dir).sort()).toEqual(names.slice(2));
+    expect(w.stats.deletedFiles).toBe(2);
+    fs.rmSync(dir, { recursive: true });
+  });
+
   it('a write error drops records, counts them, logs once, and never throws into the session', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cap-'));
     const logged: string[] = [];
@@ -102,6 +113,22 @@ describe('TranscriptWriter', () => {
     expect(recs.find((r) => r.type === 'tx.commit')).toMatchObject({ messageId: '<id@h>' });
     expect(messageIdOf('X: y\r\n\r\nMessage-ID: <not-a-header>')).toBeUndefined();
     fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('reading damaged transcripts', () => {
+  it('skips structurally invalid records: trace show, list and pcap do not crash and show the rest', () => {
+    const good = [
+      '{"t":0,"type":"session.start","at":"2026-01-02T03:04:05.000Z","sid":"d1","listener":"l","client":"192.0.2.1","clientPort":1}',
+      '{"t":1,"type":"protocol","leg":"client->proxy","line":"EHLO ok"}',
+    ];
+    const bad = ['null', '42', '"text"', '[]', '{"type":"session.end"}', '{"t":2,"type":"session.end","summary":null}', '{"t":3,"type":"protocol","leg":"client->proxy"}', '{"t":4,"type":"tx.commit","size":1}', '{"t":5,"type":"data","size":"x","captured":"full"}', '{"t":6,"type":"auth"}', '{"t":7,"type":"rewrite","before":[]}'];
+    const recs = parseRecords([...good.slice(0, 1), ...bad, good[1]!].join('\n') + '\n');
+    expect(recs.map((r) => r.type)).toEqual(['session.start', 'protocol']);
+    const shown = renderTranscript(recs, { color: false });
+    expect(shown.join('\n')).toMatch(/C: EHLO ok$/m);
+    expect(sessionInfo('f', recs)).toMatchObject({ sid: 'd1', result: 'open' });
+    expect(transcriptToPcap(recs).length).toBeGreaterThan(24);
   });
 });
 
