@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import {
   isTranscriptName,
+  joinData,
   parseRecords,
   readRecords,
   sessionInfo,
@@ -314,7 +315,7 @@ export function renderTranscript(records: CaptureRecord[], opts: { color: boolea
   let rewrite: RewriteMark | undefined;
   let lastHint: { hint: string; line: string } | undefined;
 
-  for (const r of records) {
+  for (const r of joinData(records)) {
     switch (r.type) {
       case 'session.start': {
         lines.push(paint(c, 1, `session ${r.sid}  listener ${r.listener}  started ${r.at}${r.detail === 'full' ? '  (full detail)' : ''}`));
@@ -417,8 +418,9 @@ async function follow(dir: string, color: boolean, out: (s: string) => void): Pr
   }
   // Only sessions that start from now on; finished ones are what `list` is for.
   // `rest` holds the bytes after the last newline: a record (and a UTF-8 sequence) may be cut mid-way.
-  const known = new Map<string, { offset: number; rest: Buffer; done: boolean; sid: string }>();
-  for (const f of files) known.set(f, { offset: 0, rest: Buffer.alloc(0), done: true, sid: '' });
+  // `held`: the records of a message body still being written (data records marked `more`), shown whole.
+  const known = new Map<string, { offset: number; rest: Buffer; held: CaptureRecord[]; done: boolean; sid: string }>();
+  for (const f of files) known.set(f, { offset: 0, rest: Buffer.alloc(0), held: [], done: true, sid: '' });
   process.stderr.write(`following new sessions in ${dir} (Ctrl-C to stop)\n`);
   let stop = false;
   const onSig = () => {
@@ -436,7 +438,7 @@ async function follow(dir: string, color: boolean, out: (s: string) => void): Pr
     for (const f of current) {
       let st = known.get(f);
       if (!st) {
-        st = { offset: 0, rest: Buffer.alloc(0), done: false, sid: path.basename(f).replace(/^.*?Z-|\.jsonl$/g, '') };
+        st = { offset: 0, rest: Buffer.alloc(0), held: [], done: false, sid: path.basename(f).replace(/^.*?Z-|\.jsonl$/g, '') };
         known.set(f, st);
       }
       if (st.done) continue;
@@ -462,7 +464,10 @@ async function follow(dir: string, color: boolean, out: (s: string) => void): Pr
       const bytes = Buffer.concat([st.rest, chunk]);
       const cut = bytes.lastIndexOf(0x0a) + 1;
       st.rest = bytes.subarray(cut);
-      const recs = parseRecords(bytes.subarray(0, cut).toString('utf8'));
+      const recs = [...st.held, ...parseRecords(bytes.subarray(0, cut).toString('utf8'))];
+      let keep = recs.length;
+      while (keep > 0 && recs[keep - 1]!.type === 'data' && (recs[keep - 1] as Extract<CaptureRecord, { type: 'data' }>).more) keep--;
+      st.held = recs.splice(keep);
       for (const line of renderTranscript(recs, { color })) out(`${paint(color, 2, st.sid.slice(0, 8))} ${line}`);
       if (recs.some((r) => r.type === 'session.end')) st.done = true;
     }

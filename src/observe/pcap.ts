@@ -8,7 +8,7 @@
 // records. Lines are the transcript's, so secrets stay masked (as base64 of `********`, see MASK_B64); a body that was not captured
 // (capture.body) is replaced by a one-line note.
 import net from 'node:net';
-import type { CaptureRecord } from './transcript.js';
+import { joinData, type CaptureRecord } from './transcript.js';
 import { MASK } from './redact.js';
 
 /**
@@ -130,7 +130,7 @@ export function transcriptToPcap(records: CaptureRecord[]): Buffer {
   const clientSasl = new MaskedSasl();
   const upSasl = new MaskedSasl();
   let lastTs = t0;
-  for (const r of records) {
+  for (const r of joinData(records)) {
     const ts = t0 + r.t;
     lastTs = Math.max(lastTs, ts);
     switch (r.type) {

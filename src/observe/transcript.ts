@@ -39,7 +39,11 @@ export type CaptureRecord = { t: number } & (
   | { type: 'rewrite'; before: string[]; after: string[]; changes: CapabilityChange[] }
   | { type: 'auth'; side: 'client' | 'upstream'; mechanism: string; mode: string; user?: string; result: string; code?: number; reason?: string }
   | { type: 'tx.begin'; from: string }
-  | { type: 'data'; size: number; captured: BodyCapture; text?: string; truncated?: boolean }
+  /**
+   * One message body. A large captured body is written as several records as it arrives (`more` on all but
+   * the last; `size` so far): readers join them (joinData). The last record has the whole size.
+   */
+  | { type: 'data'; size: number; captured: BodyCapture; text?: string; truncated?: boolean; more?: true }
   | { type: 'tx.commit' | 'tx.rollback'; size: number; from: string; recipients: string[]; code: number; reply: string; messageId?: string }
   | { type: 'timeout'; side: 'client' | 'upstream' }
   | { type: 'session.end'; summary: SessionSummary }
@@ -49,18 +53,26 @@ export type CaptureRecord = { t: number } & (
 /** Records the queue may hold before it drops (bytes of JSON text). */
 const QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 
+/** Captured body bytes per `data` record: far below the queue, so no body is lost for being large. */
+const DATA_RECORD_BYTES = 256 * 1024;
+
 interface Live {
   sid: string;
   file: string;
   t0: number;
   body: BodyCapture;
   scrub: SaslScrubber;
-  /** Body bytes seen in the current message, and the captured prefix. */
+  /** Body bytes seen in the current message; captured bytes not yet in a record, and all captured so far. */
   dataSize: number;
   dataParts: Buffer[];
+  dataPartBytes: number;
   dataKept: number;
   dataDone: boolean;
   dataTruncated: boolean;
+  /** Headers mode: the last 3 captured bytes, so a blank line split across chunks is found. */
+  dataTail: Buffer;
+  /** The first record's text, where the Message-ID is looked for. */
+  dataHead: string | undefined;
   messageId: string | undefined;
   dropped: number;
 }
@@ -69,6 +81,8 @@ interface Job {
   file: string;
   sid: string;
   text: string;
+  /** Captured message body: counted against the body budget, not the queue's. */
+  body?: boolean;
   /** This job closes the file (session.end): retention may consider it afterwards. */
   last?: boolean;
 }
@@ -88,6 +102,12 @@ export class TranscriptWriter {
   private readonly live = new Map<string, Live>();
   private queue: Job[] = [];
   private queuedBytes = 0;
+  /**
+   * Body records have their own budget: one body of capture.bodyMaxBytes (plus the queue's size for JSON
+   * escaping and a disk that lags), so a large body neither is dropped for its size nor crowds out the
+   * protocol lines of other sessions. Bodies used to be held per session until the end of DATA anyway.
+   */
+  private queuedBodyBytes = 0;
   private running: Promise<void> | undefined;
   private failing = false;
   /** Finished files, oldest first, with their sizes (for retention). */
@@ -164,9 +184,12 @@ export class TranscriptWriter {
       scrub: new SaslScrubber(this.opts.redactUsernames),
       dataSize: 0,
       dataParts: [],
+      dataPartBytes: 0,
       dataKept: 0,
       dataDone: false,
       dataTruncated: false,
+      dataTail: Buffer.alloc(0),
+      dataHead: undefined,
       messageId: undefined,
       dropped: 0,
     };
@@ -198,8 +221,8 @@ export class TranscriptWriter {
       return;
     }
     // The body ends before anything else happens in the session (the upstream answers only after the dot).
-    if (s.dataSize > 0 || s.dataParts.length > 0) this.flushData(s);
-    const t = Math.round((performance.now() - s.t0) * 10) / 10;
+    if (s.dataSize > 0 || s.dataParts.length > 0 || s.dataHead !== undefined) this.flushData(s);
+    const t = this.now(s);
     switch (ev.type) {
       case 'protocol': {
         const line = s.scrub.scrub(ev.leg, ev.line, ev.note);
@@ -270,25 +293,41 @@ export class TranscriptWriter {
     let part = chunk.length > room ? chunk.subarray(0, room) : chunk;
     if (chunk.length > room) s.dataTruncated = true;
     if (s.body === 'headers') {
-      // Keep only the header section: up to and including the first empty line.
-      const seen = Buffer.concat([...s.dataParts, part]);
+      // Keep only the header section: up to and including the first empty line. Only the new bytes (and
+      // the 3 before them) are scanned, so a long header section costs linear time.
+      const seen = s.dataTail.length > 0 ? Buffer.concat([s.dataTail, part]) : part;
       const end = seen.indexOf('\r\n\r\n');
       if (end >= 0) {
-        part = part.subarray(0, Math.max(0, end + 4 - s.dataKept));
+        part = part.subarray(0, end + 4 - s.dataTail.length);
         s.dataDone = true;
       }
+      s.dataTail = Buffer.from(seen.subarray(Math.max(0, seen.length - 3)));
     }
     // Copy: the session reuses nothing, but a chunk may be a view into a larger buffer.
     s.dataParts.push(Buffer.from(part));
+    s.dataPartBytes += part.length;
     s.dataKept += part.length;
+    if (s.dataPartBytes >= DATA_RECORD_BYTES) this.putDataRecords(s);
+  }
+
+  /** Write the captured bytes so far as `more` records of DATA_RECORD_BYTES; keep the rest for later. */
+  private putDataRecords(s: Live): void {
+    const all = Buffer.concat(s.dataParts);
+    let off = 0;
+    for (; all.length - off >= DATA_RECORD_BYTES; off += DATA_RECORD_BYTES) {
+      const text = all.subarray(off, off + DATA_RECORD_BYTES).toString('latin1');
+      s.dataHead ??= text;
+      this.put(s, { t: this.now(s), type: 'data', size: s.dataSize, captured: s.body, text, more: true });
+    }
+    s.dataParts = off < all.length ? [all.subarray(off)] : [];
+    s.dataPartBytes = all.length - off;
   }
 
   private flushData(s: Live): void {
-    const captured = Buffer.concat(s.dataParts);
-    const text = captured.toString('latin1');
-    s.messageId = messageIdOf(text);
+    const text = Buffer.concat(s.dataParts).toString('latin1');
+    s.messageId = messageIdOf(s.dataHead ?? text);
     this.put(s, {
-      t: Math.round((performance.now() - s.t0) * 10) / 10,
+      t: this.now(s),
       type: 'data',
       size: s.dataSize,
       captured: s.body,
@@ -297,9 +336,16 @@ export class TranscriptWriter {
     });
     s.dataSize = 0;
     s.dataParts = [];
+    s.dataPartBytes = 0;
     s.dataKept = 0;
     s.dataDone = false;
     s.dataTruncated = false;
+    s.dataTail = Buffer.alloc(0);
+    s.dataHead = undefined;
+  }
+
+  private now(s: Live): number {
+    return Math.round((performance.now() - s.t0) * 10) / 10;
   }
 
   private put(s: Live, rec: CaptureRecord): void {
@@ -309,18 +355,21 @@ export class TranscriptWriter {
       this.enqueue({ file: s.file, sid: s.sid, text: JSON.stringify(gap) + '\n' });
     }
     const text = JSON.stringify(rec) + '\n';
-    if (this.queuedBytes + text.length > QUEUE_MAX_BYTES) {
+    const body = rec.type === 'data' && rec.text !== undefined;
+    const full = body ? this.queuedBodyBytes + text.length > QUEUE_MAX_BYTES + this.opts.bodyMaxBytes : this.queuedBytes + text.length > QUEUE_MAX_BYTES;
+    if (full) {
       s.dropped++;
       this.drop(1, 'the capture queue is full', s.sid);
       return;
     }
     this.stats.records++;
-    this.enqueue({ file: s.file, sid: s.sid, text });
+    this.enqueue({ file: s.file, sid: s.sid, text, ...(body ? { body } : {}) });
   }
 
   private enqueue(job: Job): void {
     this.queue.push(job);
-    this.queuedBytes += job.text.length;
+    if (job.body) this.queuedBodyBytes += job.text.length;
+    else this.queuedBytes += job.text.length;
     this.kick();
   }
 
@@ -349,7 +398,8 @@ export class TranscriptWriter {
       this.queue = [];
       const byFile = new Map<string, { text: string; records: number; last: boolean; sid: string }>();
       for (const j of jobs) {
-        this.queuedBytes -= j.text.length;
+        if (j.body) this.queuedBodyBytes -= j.text.length;
+        else this.queuedBytes -= j.text.length;
         if (!j.file) continue;
         const b = byFile.get(j.file) ?? { text: '', records: 0, last: false, sid: j.sid };
         b.text += j.text;
@@ -463,7 +513,7 @@ const SHAPES: Record<CaptureRecord['type'], (r: Fields) => boolean> = {
   rewrite: (r) => strs(r.before) && strs(r.after) && Array.isArray(r.changes) && r.changes.every(obj),
   auth: (r) => str(r.side) && str(r.mechanism) && str(r.mode) && str(r.result),
   'tx.begin': (r) => str(r.from),
-  data: (r) => num(r.size) && str(r.captured) && (r.text === undefined || str(r.text)),
+  data: (r) => num(r.size) && str(r.captured) && (r.text === undefined || str(r.text)) && (r.more === undefined || r.more === true),
   'tx.commit': (r) => num(r.size) && str(r.from) && strs(r.recipients) && num(r.code) && str(r.reply),
   'tx.rollback': (r) => num(r.size) && str(r.from) && strs(r.recipients) && num(r.code) && str(r.reply),
   timeout: (r) => str(r.side),
@@ -471,6 +521,34 @@ const SHAPES: Record<CaptureRecord['type'], (r: Fields) => boolean> = {
     obj(r.summary) && str(r.summary.result) && [r.summary.durationMs, r.summary.messages, r.summary.rejected, r.summary.bytesIn, r.summary.bytesOut].every(num),
   'capture.gap': (r) => num(r.dropped),
 };
+
+/**
+ * Records with each message body in one `data` record: a run of `more` records and the record that ends
+ * it become one (the last record's size and flags, all the text). A run cut short (a gap, a file still
+ * being written) ends where it stops.
+ */
+export function joinData(records: CaptureRecord[]): CaptureRecord[] {
+  const out: CaptureRecord[] = [];
+  let run: Extract<CaptureRecord, { type: 'data' }>[] = [];
+  const close = () => {
+    if (run.length === 0) return;
+    const last = run[run.length - 1]!;
+    const { more: _more, ...rest } = last;
+    out.push(run.length === 1 ? rest : { ...rest, text: run.map((r) => r.text ?? '').join('') });
+    run = [];
+  };
+  for (const r of records) {
+    if (r.type === 'data') {
+      run.push(r);
+      if (!r.more) close();
+      continue;
+    }
+    close();
+    out.push(r);
+  }
+  close();
+  return out;
+}
 
 function isRecord(v: unknown): v is CaptureRecord {
   if (!obj(v) || !num(v.t) || !str(v.type) || !Object.hasOwn(SHAPES, v.type)) return false;

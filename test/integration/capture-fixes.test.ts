@@ -244,6 +244,68 @@ describe('trace through the built CLI', () => {
   });
 });
 
+describe('capture.bodyMaxBytes above the capture queue (8 MB)', () => {
+  let dir: string;
+  let sid = '';
+  // 12 MB of numbered lines: every line must come back, in order.
+  const lines = Array.from({ length: 120_000 }, (_, i) => `line ${String(i).padStart(6, '0')} ${'x'.repeat(86)}`);
+  const body = `Subject: big\r\nMessage-ID: <big@example.net>\r\n\r\n${lines.join('\r\n')}`;
+
+  beforeAll(async () => {
+    dir = path.join(tmpDir(), 'sessions');
+    const up = await startFakeUpstream();
+    ups.push(up);
+    const { app, port } = await startProxy({
+      listeners: [{ name: 'big', listen: '127.0.0.1:0', hostname: 'mailshim.test', upstream: 'up' }],
+      upstreams: { up: { host: '127.0.0.1', port: up.port, ehloName: 'mailshim.test' } },
+      capture: { dir, body: 'full', bodyMaxBytes: 32 * 1024 * 1024 },
+    });
+    apps.push(app);
+    const d = await Dialogue.connect(port);
+    await d.reply();
+    await d.cmd('EHLO device', /^250/);
+    await d.cmd('MAIL FROM:<a@example.net>', /^250/);
+    await d.cmd('RCPT TO:<b@example.net>', /^250/);
+    await d.cmd('DATA', /^354/);
+    await d.cmd(`${body}\r\n.`, /^250/);
+    await d.cmd('QUIT', /^221/);
+    await d.close();
+    await settle(app);
+    sid = path.basename(transcripts(dir)[0]!).replace(/^.*Z-|\.jsonl$/g, '');
+  }, 60_000);
+
+  it('a 12 MB body is captured whole (as several records) and trace show prints all of it', async () => {
+    const file = transcripts(dir)[0]!;
+    const text = fs.readFileSync(file, 'utf8');
+    expect(text).not.toContain('capture.gap');
+    const recs = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string; text?: string; more?: boolean });
+    const data = recs.filter((r) => r.type === 'data');
+    expect(data.length).toBeGreaterThan(1);
+    // No record is anywhere near the queue's 8 MB.
+    expect(Math.max(...text.split('\n').map((l) => l.length))).toBeLessThan(1024 * 1024);
+    expect(data.map((r) => r.text).join('')).toBe(`${body}\r\n.\r\n`);
+    expect(recs.find((r) => r.type === 'tx.commit')).toMatchObject({ messageId: '<big@example.net>' });
+
+    const r = await traceCli(['show', sid, '--dir', dir, '--no-color']);
+    expect(r.code).toBe(0);
+    const out = r.out.toString('utf8').split('\n');
+    expect(out.filter((l) => /-- message body: /.test(l))).toHaveLength(1);
+    const shown = out.filter((l) => /^ +\| line \d{6} /.test(l)).map((l) => l.replace(/^ +\| /, ''));
+    expect(shown).toEqual(lines);
+  });
+
+  it('trace pcap carries the whole body once', async () => {
+    const r = await traceCli(['pcap', sid, '--dir', dir]);
+    expect(r.code).toBe(0);
+    const file = path.join(tmpDir(), 'big.pcap');
+    fs.writeFileSync(file, r.out);
+    const follow = execFileSync('tshark', ['-r', file, '-q', '-z', 'follow,tcp,raw,1'], { encoding: 'utf8', timeout: 60_000, maxBuffer: 256 * 1024 * 1024 });
+    const stream = Buffer.from(follow.split('\n').filter((l) => /^\t?[0-9a-f]+$/.test(l)).map((l) => l.trim()).join(''), 'hex').toString('latin1');
+    expect(stream).toContain(`${body}\r\n.\r\n`);
+    expect(stream.split('Subject: big').length).toBe(2);
+  });
+});
+
 describe('trace --config', () => {
   it('needs only capture.dir: unset ${VAR}s and unreadable passwordFiles elsewhere do not matter', async () => {
     const root = tmpDir();

@@ -98,6 +98,51 @@ describe('TranscriptWriter', () => {
     expect(dropped.length).toBeGreaterThan(0);
   });
 
+  it('headers mode: a huge header section costs linear time (only new bytes are scanned for the blank line)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cap-'));
+    const w = await TranscriptWriter.start({ dir, body: 'headers', bodyMaxBytes: 64 * 1024 * 1024, maxFiles: 10, maxBytes: 1e10, redactUsernames: false });
+    w.observer(start('h1'));
+    w.observer({ type: 'tx.begin', sid: 'h1', from: 'a@b' });
+    const line = 'X-Filler: ' + 'x'.repeat(100) + '\r\n';
+    const chunk = Buffer.from(line.repeat(Math.floor(16384 / line.length)));
+    const n = Math.ceil((16 * 1024 * 1024) / chunk.length);
+    let ms = 0;
+    const feed = (c: Buffer) => {
+      const t0 = performance.now();
+      w.observer({ type: 'tx.data', sid: 'h1', chunk: c });
+      ms += performance.now() - t0;
+    };
+    for (let i = 0; i < n; i++) {
+      feed(chunk);
+      // A disk that keeps up (a session's chunks arrive over many event-loop turns).
+      if (i % 64 === 63) await w.flush();
+    }
+    feed(Buffer.from('Subject: end\r\n\r\nbody\r\n.\r\n'));
+    w.observer({ type: 'tx.commit', sid: 'h1', size: n * chunk.length, from: 'a@b', recipients: ['c@d'], code: 250, reply: 'ok' });
+    w.observer(end('h1'));
+    await w.flush();
+    // Re-joining every chunk per chunk took seconds here (quadratic); linear work is a few tens of ms.
+    expect(ms).toBeLessThan(1000);
+    const data = readRecords(path.join(dir, fs.readdirSync(dir)[0]!)).filter((r) => r.type === 'data') as { text: string }[];
+    const text = data.map((d) => d.text).join('');
+    expect(text.length).toBe(n * chunk.length + 'Subject: end\r\n\r\n'.length);
+    expect(text.endsWith('Subject: end\r\n\r\n')).toBe(true);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it('finds the blank line that ends the headers when it is split across chunks', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cap-'));
+    const w = await TranscriptWriter.start({ dir, body: 'headers', bodyMaxBytes: 1000, maxFiles: 10, maxBytes: 1e9, redactUsernames: false });
+    w.observer(start('s1'));
+    w.observer({ type: 'tx.begin', sid: 's1', from: 'a@b' });
+    for (const c of ['Subject: x\r', '\n\r', '\nhidden body\r\n.\r\n']) w.observer({ type: 'tx.data', sid: 's1', chunk: Buffer.from(c) });
+    w.observer(end('s1'));
+    await w.flush();
+    const data = readRecords(path.join(dir, fs.readdirSync(dir)[0]!)).find((r) => r.type === 'data') as { text: string };
+    expect(data.text).toBe('Subject: x\r\n\r\n');
+    fs.rmSync(dir, { recursive: true });
+  });
+
   it('headers mode keeps the header section and finds the Message-ID', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cap-'));
     const w = await TranscriptWriter.start({ dir, body: 'headers', bodyMaxBytes: 1000, maxFiles: 10, maxBytes: 1e9, redactUsernames: false });
