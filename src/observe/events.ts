@@ -47,7 +47,7 @@ export type SessionEvent =
   /** AUTH refused because the client address is locked out (metrics). */
   | { type: 'auth.lockout'; sid: string }
   /** A capture was not written; `reason` is a closed set so it can be a metric label. */
-  | { type: 'capture.dropped'; sid: string; reason: 'max-files' | 'max-bytes' | 'write-error' }
+  | { type: 'capture.dropped'; sid: string; reason: 'max-files' | 'max-bytes' | 'write-error'; /** The session's listener (its sid -> listener mapping may be gone by now); unknown for files of earlier runs it cannot read. */ listener?: string }
   | { type: 'session.end'; summary: SessionSummary };
 
 export type Observer = (ev: SessionEvent) => void;

@@ -56,8 +56,17 @@ const QUEUE_MAX_BYTES = 8 * 1024 * 1024;
 /** Captured body bytes per `data` record: far below the queue, so no body is lost for being large. */
 const DATA_RECORD_BYTES = 256 * 1024;
 
+/** Who a file belongs to, shared by the live session and its queued jobs (they outlive the session). */
+interface Owner {
+  sid: string;
+  listener: string;
+  /** capture.dropped was emitted for this session: once is enough. */
+  reported: boolean;
+}
+
 interface Live {
   sid: string;
+  owner: Owner;
   file: string;
   t0: number;
   body: BodyCapture;
@@ -79,7 +88,7 @@ interface Live {
 
 interface Job {
   file: string;
-  sid: string;
+  owner: Owner;
   text: string;
   /** Captured message body: counted against the body budget, not the queue's. */
   body?: boolean;
@@ -110,8 +119,8 @@ export class TranscriptWriter {
   private queuedBodyBytes = 0;
   private running: Promise<void> | undefined;
   private failing = false;
-  /** Finished files, oldest first, with their sizes (for retention). */
-  private finished: { file: string; bytes: number }[] = [];
+  /** Finished files, oldest first, with their sizes and (when known) listeners (for retention). */
+  private finished: { file: string; bytes: number; listener?: string }[] = [];
   private finishedBytes = 0;
   private readonly sizes = new Map<string, number>();
   private bus: EventBus | undefined;
@@ -178,6 +187,7 @@ export class TranscriptWriter {
     const body: BodyCapture = this.fullDetail ? 'full' : this.opts.body;
     const s: Live = {
       sid: ev.sid,
+      owner: { sid: ev.sid, listener: ev.listener, reported: false },
       file: path.join(this.opts.dir, `${stamp}-${ev.sid}.jsonl`),
       t0: performance.now(),
       body,
@@ -212,7 +222,7 @@ export class TranscriptWriter {
 
   private close(s: Live): void {
     this.live.delete(s.sid);
-    this.enqueue({ file: s.file, sid: s.sid, text: '', last: true });
+    this.enqueue({ file: s.file, owner: s.owner, text: '', last: true });
   }
 
   private onEvent(s: Live, ev: SessionEvent): void {
@@ -352,18 +362,18 @@ export class TranscriptWriter {
     if (s.dropped > 0 && this.queuedBytes < QUEUE_MAX_BYTES / 2) {
       const gap: CaptureRecord = { t: rec.t, type: 'capture.gap', dropped: s.dropped };
       s.dropped = 0;
-      this.enqueue({ file: s.file, sid: s.sid, text: JSON.stringify(gap) + '\n' });
+      this.enqueue({ file: s.file, owner: s.owner, text: JSON.stringify(gap) + '\n' });
     }
     const text = JSON.stringify(rec) + '\n';
     const body = rec.type === 'data' && rec.text !== undefined;
     const full = body ? this.queuedBodyBytes + text.length > QUEUE_MAX_BYTES + this.opts.bodyMaxBytes : this.queuedBytes + text.length > QUEUE_MAX_BYTES;
     if (full) {
       s.dropped++;
-      this.drop(1, 'the capture queue is full', s.sid);
+      this.drop(1, 'the capture queue is full', s.owner);
       return;
     }
     this.stats.records++;
-    this.enqueue({ file: s.file, sid: s.sid, text, ...(body ? { body } : {}) });
+    this.enqueue({ file: s.file, owner: s.owner, text, ...(body ? { body } : {}) });
   }
 
   private enqueue(job: Job): void {
@@ -382,9 +392,13 @@ export class TranscriptWriter {
     });
   }
 
-  private drop(n: number, why: string, sid: string): void {
+  private drop(n: number, why: string, owner: Owner): void {
     this.stats.dropped += n;
-    this.bus?.emit({ type: 'capture.dropped', sid, reason: 'write-error' });
+    // One report per session (metrics count sessions whose capture is incomplete, not records).
+    if (!owner.reported) {
+      owner.reported = true;
+      this.bus?.emit({ type: 'capture.dropped', sid: owner.sid, listener: owner.listener, reason: 'write-error' });
+    }
     if (!this.failing) {
       this.failing = true;
       this.log?.error({ dir: this.opts.dir, reason: why }, 'capture: transcripts are being dropped (sessions go on)');
@@ -396,12 +410,12 @@ export class TranscriptWriter {
     for (let rounds = 0; this.queue.length > 0 && rounds < 1_000_000; rounds++) {
       const jobs = this.queue;
       this.queue = [];
-      const byFile = new Map<string, { text: string; records: number; last: boolean; sid: string }>();
+      const byFile = new Map<string, { text: string; records: number; last: boolean; owner: Owner }>();
       for (const j of jobs) {
         if (j.body) this.queuedBodyBytes -= j.text.length;
         else this.queuedBytes -= j.text.length;
         if (!j.file) continue;
-        const b = byFile.get(j.file) ?? { text: '', records: 0, last: false, sid: j.sid };
+        const b = byFile.get(j.file) ?? { text: '', records: 0, last: false, owner: j.owner };
         b.text += j.text;
         if (j.text) b.records++;
         b.last ||= Boolean(j.last);
@@ -418,15 +432,18 @@ export class TranscriptWriter {
             }
           } catch (err) {
             this.stats.writeErrors++;
-            this.drop(b.records, (err as NodeJS.ErrnoException).code ?? String(err), b.sid);
+            this.drop(b.records, (err as NodeJS.ErrnoException).code ?? String(err), b.owner);
           }
         }
         if (b.last) {
           const bytes = this.sizes.get(file) ?? 0;
           this.sizes.delete(file);
           if (bytes > 0) {
-            this.finished.push({ file, bytes });
+            this.finished.push({ file, bytes, listener: b.owner.listener });
             this.finishedBytes += bytes;
+          } else {
+            // Every write failed (disk full): an empty file is no transcript, and retention would never see it.
+            await fsp.unlink(file).catch(() => undefined);
           }
           await this.retain();
         }
@@ -442,7 +459,8 @@ export class TranscriptWriter {
       const overFiles = this.finished.length + liveCount > maxFiles;
       if (!overFiles && this.finishedBytes <= maxBytes) break;
       const oldest = this.finished.shift()!;
-      this.bus?.emit({ type: 'capture.dropped', sid: sidOfFile(oldest.file), reason: overFiles ? 'max-files' : 'max-bytes' });
+      const listener = oldest.listener ?? (await listenerOfFile(oldest.file));
+      this.bus?.emit({ type: 'capture.dropped', sid: sidOfFile(oldest.file), ...(listener ? { listener } : {}), reason: overFiles ? 'max-files' : 'max-bytes' });
       this.finishedBytes -= oldest.bytes;
       try {
         await fsp.unlink(oldest.file);
@@ -468,6 +486,24 @@ export function messageIdOf(text: string): string | undefined {
 }
 
 // --- reading -------------------------------------------------------------------------------------
+
+/** The listener named by a transcript's first record (files of an earlier run), if it can be read. */
+async function listenerOfFile(file: string): Promise<string | undefined> {
+  try {
+    const fh = await fsp.open(file, 'r');
+    try {
+      const buf = Buffer.alloc(4096);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      const first = buf.subarray(0, bytesRead).toString('utf8').split('\n')[0]!;
+      const rec = parseRecords(first + '\n')[0];
+      return rec?.type === 'session.start' ? rec.listener : undefined;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
 
 function sidOfFile(file: string): string {
   return path.basename(file).replace(/^.*?Z-|\.jsonl$/g, '');

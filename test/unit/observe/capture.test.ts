@@ -55,6 +55,10 @@ describe('TranscriptWriter', () => {
   it('keeps at most capture.maxFiles, deleting the oldest first', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cap-'));
     const w = await TranscriptWriter.start({ dir, body: 'headers', bodyMaxBytes: 100, maxFiles: 2, maxBytes: 1e9, redactUsernames: false });
+    const bus = new EventBus();
+    const dropped: unknown[] = [];
+    bus.add((ev) => void (ev.type === 'capture.dropped' && dropped.push(ev)));
+    w.attach(bus);
     for (const sid of ['a1', 'b2', 'c3']) {
       w.observer(start(sid));
       w.observer({ type: 'protocol', sid, leg: 'client->proxy', line: 'EHLO x' });
@@ -64,6 +68,8 @@ describe('TranscriptWriter', () => {
     }
     const files = fs.readdirSync(dir).sort();
     expect(files.map((f) => f.replace(/^.*Z-/, ''))).toEqual(['b2.jsonl', 'c3.jsonl']);
+    // Labelled with the session's listener: metrics no longer knows the sid by now.
+    expect(dropped).toEqual([{ type: 'capture.dropped', sid: 'a1', listener: 'l', reason: 'max-files' }]);
     fs.rmSync(dir, { recursive: true });
   });
 
