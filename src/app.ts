@@ -49,7 +49,7 @@ export class App {
     // Insecure but allowed choices get one clear warning at start.
     for (const w of new Set([...configWarnings(cfg), ...compiled.warnings])) log.warn(w);
     // Neither reads protocol lines; without a line observer the session does not build per-line events.
-    app.bus.add(logObserver(log), { lines: false });
+    app.bus.add(logObserver(log, { redactUsernames: cfg.capture.redactUsernames }), { lines: false });
     app.bus.add(app.metrics.observer, { lines: false });
     if (cfg.capture.dir) {
       app.capture = await TranscriptWriter.start({ ...cfg.capture, dir: cfg.capture.dir }, log);

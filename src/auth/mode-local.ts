@@ -64,7 +64,9 @@ export function createLocalMode(l: CompiledListener): AuthMode {
           user: account.user,
           result: r.kind === 'refused' ? 'fail' : 'error',
           code: r.kind === 'refused' ? r.reply.code : undefined,
-          reason: `${r.reason} (account "${account.name}" mapped from ${user === undefined ? 'an unauthenticated client' : `user "${user}"`})`,
+          // The client's user name stays out of the reason: it is in the session's own auth event, where
+          // capture.redactUsernames applies.
+          reason: `${r.reason} (account "${account.name}"${user === undefined ? ', for an unauthenticated client' : ''})`,
         });
         return 'refused';
       });

@@ -132,7 +132,7 @@ export function createMetrics(upstreamOf: (listener: string) => string | undefin
         lockouts.inc({ listener: listenerOf.get(ev.sid) ?? 'unknown' });
         break;
       case 'capture.dropped':
-        capturesDropped.inc({ listener: listenerOf.get(ev.sid) ?? 'unknown', reason: ev.reason });
+        capturesDropped.inc({ listener: ev.listener ?? listenerOf.get(ev.sid) ?? 'unknown', reason: ev.reason });
         break;
       case 'rewrite': {
         const listener = listenerOf.get(ev.sid) ?? 'unknown';
