@@ -3,7 +3,6 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import tls from 'node:tls';
-import selfsigned from 'selfsigned';
 import type { ListenerConfig } from '../config/schema.js';
 import type { TlsInfo } from '../observe/events.js';
 import { tlsInfo, describeTlsError, describeCertError } from '../upstream/dial.js';
@@ -28,6 +27,8 @@ export async function buildServerTls(l: ListenerConfig, hostname: string): Promi
     cert = fs.readFileSync(l.tls.cert);
     key = fs.readFileSync(l.tls.key);
   } else {
+    // Loaded only here: the certificate library is large, and a listener with its own certificate never needs it.
+    const { default: selfsigned } = await import('selfsigned');
     const pems = await selfsigned.generate([{ name: 'commonName', value: hostname }], {
       keySize: 2048,
       algorithm: 'sha256',
