@@ -28,6 +28,8 @@ export function unmapV4(address: string): string {
 
 /** The key an address is counted under: IPv4 as is, IPv6 by its /64 prefix. */
 export function clientKey(rawAddress: string): string {
+  // No ':' is an IPv4 address (the common case): skip the IPv6 regex, once per session.
+  if (!rawAddress.includes(':')) return rawAddress;
   const address = unmapV4(rawAddress);
   if (!net.isIPv6(address)) return address;
   const [head, tail = ''] = address.toLowerCase().split('::');

@@ -27,6 +27,7 @@ export function logObserver(log: Logger, opts: LogObserverOptions = {}): Observe
   return (ev) => {
     switch (ev.type) {
       case 'session.start':
+        if (!log.isLevelEnabled('info')) break; // skip building the object (once per session)
         log.info({ sid: ev.sid, listener: ev.listener, client: ev.client, proxiedFrom: ev.proxiedFrom }, 'session start');
         break;
       case 'link.tls-failed':

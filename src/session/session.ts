@@ -19,6 +19,7 @@ import type { AuthContext } from '../auth/mode.js';
 import type { CompiledListener } from '../config/compile.js';
 import { type SessionState, canEnter } from './states.js';
 import { dispatch, isKnownVerb } from './dispatch.js';
+import { closedSocket, ignoreError } from './closed-socket.js';
 
 /** RFC 4954 4: an AUTH exchange line may be up to 12288 octets. */
 const AUTH_LINE_MAX = 12288;
@@ -90,7 +91,9 @@ export class Session implements AuthContext {
   /** The final dot went upstream and its reply is awaited (REPLY_TIMEOUT.dataEnd governs, not the client timer). */
   private awaitingDataEnd = false;
   private readonly started = performance.now();
-  private readonly opts: SessionOptions;
+  private readonly clientPort: number;
+  private readonly proxiedFrom: string | undefined;
+  private onEnd: ((summary: SessionSummary) => void) | undefined;
   /** Filled in as the session goes; emitted as is at the end (one object, all fields from the start). */
   private summary: SessionSummary;
   private bytesIn = 0;
@@ -101,7 +104,9 @@ export class Session implements AuthContext {
   private errors = 0;
 
   constructor(client: net.Socket, opts: SessionOptions) {
-    this.opts = opts;
+    this.clientPort = opts.clientPort;
+    this.proxiedFrom = opts.proxiedFrom;
+    this.onEnd = opts.onEnd;
     this.sid = opts.sid;
     this.listener = opts.listener;
     this.hostname = opts.listener.hostname;
@@ -139,15 +144,16 @@ export class Session implements AuthContext {
       sid: this.sid,
       listener: this.listener.name,
       client: this.clientAddress,
-      clientPort: this.opts.clientPort,
-      proxiedFrom: this.opts.proxiedFrom,
+      clientPort: this.clientPort,
+      proxiedFrom: this.proxiedFrom,
       // getsockname() costs a syscall per session; only transcripts show it.
       local: this.bus.wantsLines ? `${this.client.localAddress}:${this.client.localPort}` : undefined,
     });
     if (this.clientTls) this.emit({ type: 'link.tls', sid: this.sid, side: 'client', tls: this.clientTls });
     this.attachClient(this.client);
     this.client.setTimeout(this.listener.cfg.timeouts.command);
-    if (this.bus.active) {
+    if (this.bus.wantsLines) {
+      // Only transcripts and the demo show the connect time.
       this.up.onConnected = (ms) =>
         this.emit({ type: 'link.connect', sid: this.sid, side: 'upstream', host: this.up.target.host, port: this.up.target.port, ms });
     }
@@ -155,20 +161,21 @@ export class Session implements AuthContext {
       this.up.onLine = (dir, line) =>
         this.emit({ type: 'protocol', sid: this.sid, leg: dir === 'out' ? 'proxy->upstream' : 'upstream->proxy', line });
     }
-    this.connectUpstream().catch((err: unknown) => {
-      // A bug here must end this session, never the process.
-      this.summary.result = 'error';
-      this.summary.reason = `internal error while connecting: ${err instanceof Error ? err.message : String(err)}`;
-      this.up.close();
-      this.end();
+    this.up.open((err, greeting) => {
+      try {
+        this.onUpstreamOpen(err, greeting);
+      } catch (bug) {
+        // A bug here must end this session, never the process.
+        this.summary.result = 'error';
+        this.summary.reason = `internal error while connecting: ${bug instanceof Error ? bug.message : String(bug)}`;
+        this.up.close();
+        this.end();
+      }
     });
   }
 
-  private async connectUpstream(): Promise<void> {
-    let greeting: SmtpReply;
-    try {
-      greeting = await this.up.connect();
-    } catch (err) {
+  private onUpstreamOpen(err: Error | undefined, greeting: SmtpReply | undefined): void {
+    if (err || !greeting) {
       if (this.state === 'closed') return;
       const reason = err instanceof Error ? err.message : String(err);
       const tlsProblem = err instanceof DialError && err.stage === 'tls';
@@ -708,17 +715,32 @@ export class Session implements AuthContext {
     // Waiting for the client's own close gains nothing (nothing valid follows QUIT), and a client that
     // closes with a reset would only produce an error to handle.
     const client = this.client;
-    client.end(() => client.destroy());
-    // A client that does not read (its last reply cannot drain) is cut off after a grace period.
-    client.setTimeout(Math.min(CLOSING_GRACE_MS, this.listener.cfg.timeouts.command));
+    if (client.writableLength === 0 && !(client instanceof tls.TLSSocket)) {
+      // Everything is in the kernel already: close(2) sends it, then FIN, as Postfix does.
+      client.destroy();
+    } else {
+      client.end(() => client.destroy());
+      // A client that does not read (its last reply cannot drain) is cut off after a grace period.
+      client.setTimeout(Math.min(CLOSING_GRACE_MS, this.listener.cfg.timeouts.command));
+    }
     if (!this.up.closed) this.up.quit();
   }
 
   private end(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.client.destroy();
+    const client = this.client;
+    client.destroy();
+    this.detachClient();
+    client.removeAllListeners('drain');
+    client.on('error', ignoreError);
     if (!this.up.closed) this.up.close();
+    // Let go of everything heavy (see closed-socket.ts): the session may stay reachable for a while.
+    this.client = closedSocket();
+    this.queue = [];
+    this.reader.take();
+    this.data = undefined;
+    this.authLineWaiter = undefined;
     const summary = this.summary;
     summary.bytesIn = this.bytesIn;
     summary.bytesOut = this.bytesOut;
@@ -727,7 +749,9 @@ export class Session implements AuthContext {
     summary.clientTls = this.clientTls;
     summary.upstreamTls = this.up.tls;
     this.emit({ type: 'session.end', summary });
-    this.opts.onEnd?.(summary);
+    const onEnd = this.onEnd;
+    this.onEnd = undefined;
+    onEnd?.(summary);
   }
 
   /** Close at once (shutdown drain deadline). */

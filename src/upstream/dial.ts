@@ -25,22 +25,33 @@ export class DialError extends Error {
 }
 
 export function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host, port });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new DialError(`connect to ${host}:${port} timed out after ${timeoutMs} ms`, 'connect'));
-    }, timeoutMs);
-    sock.once('connect', () => {
-      clearTimeout(timer);
-      sock.removeAllListeners('error');
-      sock.setNoDelay(true); // a relayed dialogue: every reply is small and latency-bound
-      resolve(sock);
-    });
-    sock.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new DialError(`connect to ${host}:${port} failed: ${err.code ?? err.message}`, 'connect'));
-    });
+  return new Promise((resolve, reject) => connectTcpCb(host, port, timeoutMs, (err, sock) => (err ? reject(err) : resolve(sock!))));
+}
+
+/** connectTcp with a callback: the per-session path for plain upstreams, without promise and microtask work. */
+export function connectTcpCb(host: string, port: number, timeoutMs: number, cb: (err: DialError | undefined, sock?: net.Socket) => void): void {
+  // noDelay: a relayed dialogue, every reply is small and latency-bound (applied as the socket connects).
+  const sock = net.connect({ host, port, noDelay: true });
+  let settled = false;
+  const timer = setTimeout(() => {
+    if (settled) return;
+    settled = true;
+    sock.destroy();
+    cb(new DialError(`connect to ${host}:${port} timed out after ${timeoutMs} ms`, 'connect'));
+  }, timeoutMs);
+  const onError = (err: NodeJS.ErrnoException) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    cb(new DialError(`connect to ${host}:${port} failed: ${err.code ?? err.message}`, 'connect'));
+  };
+  sock.once('error', onError);
+  sock.once('connect', () => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    sock.off('error', onError);
+    cb(undefined, sock);
   });
 }
 

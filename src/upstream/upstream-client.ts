@@ -8,7 +8,8 @@ import { formatReply } from '../protocol/reply.js';
 import { parseEhlo, hasCap } from '../protocol/capabilities.js';
 import type { Capability, EhloReply, SmtpReply } from '../types.js';
 import type { TlsInfo } from '../observe/events.js';
-import { connectTcp, upgradeToTls, DialError, type UpstreamTlsOptions } from './dial.js';
+import { closedSocket, ignoreError } from '../session/closed-socket.js';
+import { connectTcp, connectTcpCb, upgradeToTls, DialError, type UpstreamTlsOptions } from './dial.js';
 
 export type ReplyHandler = (reply: SmtpReply) => void;
 
@@ -65,6 +66,36 @@ export class UpstreamClient {
   onLine: ((dir: 'out' | 'in', line: string) => void) | undefined;
 
   constructor(readonly target: UpstreamTarget) {}
+
+  /**
+   * connect() with a callback. A plain-TCP upstream without XCLIENT (the common case) takes a path without
+   * promises: per session they cost more than the rest of the connect in allocation and microtask work.
+   */
+  open(cb: (err: Error | undefined, greeting?: SmtpReply) => void): void {
+    const t = this.target;
+    if (t.tlsMode !== 'none' || this.xclient) {
+      this.connect().then(
+        (g) => cb(undefined, g),
+        (err: Error) => cb(err),
+      );
+      return;
+    }
+    const started = performance.now();
+    connectTcpCb(t.host, t.port, t.connectTimeoutMs, (err, sock) => {
+      if (err) {
+        cb(err);
+        return;
+      }
+      this.onConnected?.(Math.round(performance.now() - started));
+      if (this.closed) {
+        sock!.destroy();
+        cb(new DialError('client went away before the upstream answered', 'connect'));
+        return;
+      }
+      this.attach(sock!);
+      this.expectReply((g) => cb(undefined, g), REPLY_TIMEOUT.greeting, (reason) => cb(new DialError(reason, 'connect')));
+    });
+  }
 
   /** Connect, read the greeting and, for STARTTLS upstreams, secure the connection. Rejects with DialError. */
   async connect(): Promise<SmtpReply> {
@@ -198,8 +229,7 @@ export class UpstreamClient {
     clearTimeout(this.timer);
     this.socket?.destroy();
     const waiting = [...this.pending, ...this.held.map((h) => h.p)];
-    this.pending = [];
-    this.held = [];
+    this.release();
     for (const p of waiting) p.onFail?.(reason);
     this.onClose(reason);
   }
@@ -319,6 +349,22 @@ export class UpstreamClient {
     this.closed = true;
     clearTimeout(this.timer);
     this.socket?.destroy();
+    this.release();
+  }
+
+  /** Drop the closed socket and what is left of the dialogue (see session/closed-socket.ts for why). */
+  private release(): void {
+    const s = this.socket;
+    if (!s) return;
+    s.off('data', this.onData);
+    s.off('error', this.onError);
+    s.off('close', this.onSocketClose);
+    s.removeAllListeners('drain');
+    s.on('error', ignoreError);
+    this.socket = closedSocket();
+    this.parser.reset();
+    this.pending = [];
+    this.held = [];
   }
 }
 
