@@ -16,5 +16,14 @@ export function closedSocket(): net.Socket {
   return closed;
 }
 
-/** Errors of a socket already given up (a reset racing the close) are of no interest. */
-export function ignoreError(): void {}
+/**
+ * Retire a destroyed socket whose own listeners were already removed: drop any 'drain' waiter, ignore a
+ * late error (a reset racing the close), and return the stand-in to keep instead of it.
+ */
+export function retire(sock: net.Socket): net.Socket {
+  sock.removeAllListeners('drain');
+  sock.on('error', ignoreError);
+  return closedSocket();
+}
+
+function ignoreError(): void {}

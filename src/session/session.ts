@@ -19,7 +19,7 @@ import type { AuthContext } from '../auth/mode.js';
 import type { CompiledListener } from '../config/compile.js';
 import { type SessionState, canEnter } from './states.js';
 import { dispatch, isKnownVerb } from './dispatch.js';
-import { closedSocket, ignoreError } from './closed-socket.js';
+import { retire } from './closed-socket.js';
 
 /** RFC 4954 4: an AUTH exchange line may be up to 12288 octets. */
 const AUTH_LINE_MAX = 12288;
@@ -732,11 +732,9 @@ export class Session implements AuthContext {
     const client = this.client;
     client.destroy();
     this.detachClient();
-    client.removeAllListeners('drain');
-    client.on('error', ignoreError);
     if (!this.up.closed) this.up.close();
     // Let go of everything heavy (see closed-socket.ts): the session may stay reachable for a while.
-    this.client = closedSocket();
+    this.client = retire(client);
     this.queue = [];
     this.reader.take();
     this.data = undefined;

@@ -8,7 +8,7 @@ import { formatReply } from '../protocol/reply.js';
 import { parseEhlo, hasCap } from '../protocol/capabilities.js';
 import type { Capability, EhloReply, SmtpReply } from '../types.js';
 import type { TlsInfo } from '../observe/events.js';
-import { closedSocket, ignoreError } from '../session/closed-socket.js';
+import { retire } from '../session/closed-socket.js';
 import { connectTcp, connectTcpCb, upgradeToTls, DialError, type UpstreamTlsOptions } from './dial.js';
 
 export type ReplyHandler = (reply: SmtpReply) => void;
@@ -359,9 +359,7 @@ export class UpstreamClient {
     s.off('data', this.onData);
     s.off('error', this.onError);
     s.off('close', this.onSocketClose);
-    s.removeAllListeners('drain');
-    s.on('error', ignoreError);
-    this.socket = closedSocket();
+    this.socket = retire(s);
     this.parser.reset();
     this.pending = [];
     this.held = [];
