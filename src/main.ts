@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 // CLI entry: parse the command word and hand the rest of argv to a command in cli/. Nothing else.
+import { tuneRuntime } from './runtime-tuning.js';
 
-type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
+type Command = { summary: string; proxy?: true; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
 
 const commands: Record<string, Command> = {
-  run: { summary: 'run the proxy: mailshim run --config FILE', load: () => import('./cli/run.js') },
+  run: { summary: 'run the proxy: mailshim run --config FILE', proxy: true, load: () => import('./cli/run.js') },
   'check-config': {
     summary: 'validate a config and print it with secrets masked: mailshim check-config --config FILE',
     load: () => import('./cli/check-config.js'),
   },
-  demo: { summary: 'run the main job end to end on loopback with no setup', load: () => import('./cli/demo.js') },
+  demo: { summary: 'run the main job end to end on loopback with no setup', proxy: true, load: () => import('./cli/demo.js') },
   trace: {
     summary: 'captured sessions: mailshim trace list|show ID|follow|pcap ID --config FILE',
     load: () => import('./cli/trace.js'),
@@ -54,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`mailshim: unknown command "${name}"\n\n${usage()}\n`);
     return 2;
   }
+  // Commands that run the proxy get the GC and malloc tuning for relaying (see runtime-tuning.ts).
+  if (cmd.proxy) tuneRuntime();
   return (await cmd.load()).run(rest);
 }
 

@@ -22,6 +22,8 @@ export interface SmtpSinkOptions {
   hostname?: string;
   /** More smtp-sink options, e.g. ['-a'] (no AUTH), ['-r', 'RCPT'] (soft-reject RCPT), ['-8'] (no 8BITMIME). */
   args?: string[];
+  /** Keep every message on disk (default true); false for load runs, where only the replies matter. */
+  dump?: boolean;
 }
 
 export interface SinkMessage {
@@ -143,7 +145,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     port = await freePort();
     const args = [
       ...(asRoot ? ['-u', 'nobody'] : []),
-      '-d', `${dumpDir}/%s.`,
+      ...(opts.dump === false ? [] : ['-d', `${dumpDir}/%s.`]),
       '-h', opts.hostname ?? 'sink.example.test',
       ...(opts.args ?? []),
       `127.0.0.1:${port}`,
