@@ -302,6 +302,16 @@ export function rss(pid) {
   return { rssKb: get('VmRSS'), hwmKb: get('VmHWM') };
 }
 
+let clockTicks;
+/** CPU time (user + system, all threads) a process has used so far, in microseconds, from /proc/PID/stat. */
+export function cpuMicros(pid) {
+  clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name start at field 3 (state); utime and stime are 14 and 15.
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / clockTicks;
+}
+
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

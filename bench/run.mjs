@@ -15,6 +15,7 @@ import {
   freePort,
   loadAverage,
   median,
+  cpuMicros,
   parseFlags,
   ratio,
   rss,
@@ -96,8 +97,11 @@ async function throughput(flags) {
   console.log(`\n== throughput: smtp-source -> X -> smtp-sink (median of ${flags.runs}; load average before: ${loadAverage()}) ==`);
   let ok = true;
   const results = new Map(); // `${scenario}/${target}` -> msgs/s[]
+  const cpu = new Map(); // `${scenario}/${target}` -> proxy CPU us per message[]
 
   const once = async (scenario, t, warm = false) => {
+    const pid = t.child?.pid;
+    const cpu0 = pid ? cpuMicros(pid) : 0;
     const r = await runBounded(smtpSource, sourceArgs(t.port, scenario), RUN_TIMEOUT_MS);
     const dead = t.child?.exited();
     if (r.code !== 0 || r.timedOut || dead) {
@@ -111,6 +115,7 @@ async function throughput(flags) {
     if (!warm) {
       const k = `${scenario.id}/${t.name}`;
       results.set(k, [...(results.get(k) ?? []), rate]);
+      if (pid) cpu.set(k, [...(cpu.get(k) ?? []), (cpuMicros(pid) - cpu0) / scenario.messages]);
     }
     return rate;
   };
@@ -149,6 +154,15 @@ async function throughput(flags) {
     return row;
   });
   console.log('\n' + table(headers, rows));
+  // The proxy's own CPU per message is steadier than messages per second, which also depends on how the
+  // two cores are shared with smtp-source and smtp-sink at the time.
+  const proxies = names.filter((n) => n !== 'direct');
+  const medCpu = (sc, n) => {
+    const xs = cpu.get(`${sc}/${n}`);
+    return xs && xs.length ? median(xs) : 0;
+  };
+  const cpuRows = scenarios.map((sc) => [sc.label, ...proxies.map((n) => medCpu(sc.id, n).toFixed(0)), ratio(medCpu(sc.id, 'mailshim'), medCpu(sc.id, 'pipe'))]);
+  console.log(`\nproxy CPU per message (user + system of the proxy process, us, median of ${flags.runs}):\n` + table(['scenario', ...proxies, 'mailshim/pipe'], cpuRows));
   console.log(`\ngoal (issue 2): mailshim/pipe >= 0.90x in every scenario; differences under 10% are noise on a shared 2-core machine.`);
   if (mem) console.log(`mailshim RSS after the throughput runs: ${(mem.rssKb / 1024).toFixed(1)} MB (peak ${(mem.hwmKb / 1024).toFixed(1)} MB)`);
   for (const n of notes) console.log(n);
