@@ -1,23 +1,18 @@
-// Process-wide memory tuning for a long-running proxy, applied once before the proxy's modules load.
+// Process-wide memory tuning for a long-running proxy, applied by main.ts before the proxy's modules load.
 // Both changes are about what a proxy allocates most: Node gives every socket read a fresh ArrayBuffer
 // (100 KB of them per 100 KB message), and only a young-generation GC and its sweeper free them.
 // Measured in bench/README.md ("GC and malloc tuning"); guarded by test/integration/runtime-tuning.test.ts.
 import { setFlagsFromString } from 'node:v8';
 
-let applied = false;
-
 export function tuneRuntime(): void {
-  if (applied) return;
-  applied = true;
-
   // V8 counts ArrayBuffer bytes allocated since the last full GC against the old generation's headroom, and
   // starts a full mark-compact when that headroom falls to the young generation's size. Dead read buffers
   // wait for the next scavenge (up to ~30 MB of them), so with the headroom V8 picks for a 12 MB heap
   // (about 2.4x) a relay of large messages ran back-to-back full GCs: 25 per 6,000 messages of 100 KB,
-  // 30 per 800 of 1 MB, +70 us CPU per 100 KB message and 2x the CPU at 1 MB. A fixed factor of 4 (the top
+  // 31 per 800 of 1 MB, +70 us CPU per 100 KB message and +0.5 ms per 1 MB one. A fixed factor of 4 (the top
   // of V8's own range) leaves room for them. The flag is read whenever V8 recomputes the limit, so setting
   // it here holds however the process was launched. Cost: the heap may grow to 4x its live size between
-  // full GCs (V8's memory reducer still shrinks it when idle).
+  // full GCs.
   setFlagsFromString('--heap-growing-percent=300');
 
   // glibc returns the top of the heap to the kernel whenever more than 128 KB of it is free, and the
