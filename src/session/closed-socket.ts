@@ -21,6 +21,8 @@ export function closedSocket(): net.Socket {
  * late error (a reset racing the close), and return the stand-in to keep instead of it.
  */
 export function retire(sock: net.Socket): net.Socket {
+  // Retiring twice (a late close) must not add listeners to the shared stand-in, once per session.
+  if (sock === closed) return closed;
   sock.removeAllListeners('drain');
   sock.on('error', ignoreError);
   return closedSocket();

@@ -227,6 +227,7 @@ export class UpstreamClient {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.quitTimer);
     this.socket?.destroy();
     const waiting = [...this.pending, ...this.held.map((h) => h.p)];
     this.release();
@@ -341,13 +342,16 @@ export class UpstreamClient {
       return;
     }
     this.command('QUIT', () => this.close(), { timeoutMs: 5_000, onFail: () => {} });
-    setTimeout(() => this.close(), 5_000).unref();
+    this.quitTimer = setTimeout(() => this.close(), 5_000).unref();
   }
+
+  private quitTimer: NodeJS.Timeout | undefined;
 
   /** Close without another byte (e.g. the client vanished mid-DATA: no final dot may ever be sent). */
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.quitTimer);
     this.socket?.destroy();
     this.release();
   }

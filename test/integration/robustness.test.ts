@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxy, type ProxyHandle } from './harness/start-proxy.js';
 import { startFakeUpstream, type FakeUpstream } from './harness/fake-upstream.js';
 import { connect } from './harness/dialogue.js';
+import { closedSocket } from '../../src/session/closed-socket.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -249,6 +250,25 @@ describe('robustness', () => {
       await c.expect(/^500 5\.5\.2 Line too long/);
       c.send('QUIT');
       await c.closed();
+    } finally {
+      await proxy.stop();
+    }
+  });
+  it('clients that leave without QUIT leave nothing behind once the upstream QUIT grace has passed', async () => {
+    // Devices often just hang up. mailshim then QUITs upstream and, 5 s later, closes that connection if
+    // it is still open; that late close once added a listener to the shared stand-in socket per session,
+    // a leak that grew with every such client for the life of the process.
+    const proxy = await startProxy(config(up.port));
+    try {
+      const before = closedSocket().listenerCount('error');
+      for (let i = 0; i < 12; i++) {
+        const c = await greetedWithEhlo(proxy.port);
+        c.socket.destroy();
+      }
+      await proxy.waitForSessionEnd(12);
+      await sleep(5_500);
+      expect(closedSocket().listenerCount('error')).toBe(before);
+      expect(closedSocket().listenerCount('drain')).toBe(0);
     } finally {
       await proxy.stop();
     }
