@@ -40,6 +40,8 @@ check_all() {
   need curl curl have curl
   need perl perl-base have perl
   need 'perl Authen::SASL' libauthen-sasl-perl perl_module Authen::SASL
+  # Only Suggested by libauthen-sasl-perl, but its CRAM-MD5 and DIGEST-MD5 (and swaks's) need it.
+  need 'perl Digest::HMAC_MD5' libdigest-hmac-perl perl_module Digest::HMAC_MD5
   need 'perl IO::Socket::SSL' libio-socket-ssl-perl perl_module IO::Socket::SSL
   # Cyrus SASL mechanisms (PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5) and the sasldb store Postfix uses.
   need 'Cyrus SASL PLAIN/LOGIN/CRAM-MD5/DIGEST-MD5 plugins' libsasl2-modules \
