@@ -160,9 +160,9 @@ export class Dialogue {
     this.sock.write(line + '\r\n');
   }
 
-  /** The next complete reply (all its lines), within 5 s. */
-  async reply(): Promise<string> {
-    const deadline = Date.now() + 5000;
+  /** The next complete reply (all its lines), within `withinMs` (5 s unless told). */
+  async reply(withinMs = 5000): Promise<string> {
+    const deadline = Date.now() + withinMs;
     for (;;) {
       const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.buf);
       if (m) {
@@ -180,9 +180,9 @@ export class Dialogue {
     }
   }
 
-  async cmd(line: string, expect: RegExp): Promise<string> {
+  async cmd(line: string, expect: RegExp, withinMs?: number): Promise<string> {
     this.send(line);
-    const r = await this.reply();
+    const r = await this.reply(withinMs);
     if (!expect.test(r)) throw new Error(`${line} -> ${r}`);
     return r;
   }
