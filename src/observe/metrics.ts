@@ -50,11 +50,79 @@ export function createMetrics(upstreamOf: (listener: string) => string | undefin
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mailshim_' });
   const reg = [registry];
 
-  const sessions = new Counter({ name: 'mailshim_sessions_total', help: 'Client sessions ended, by listener and result.', labelNames: ['listener', 'result'], registers: reg });
-  const active = new Gauge({ name: 'mailshim_sessions_active', help: 'Client sessions open now.', labelNames: ['listener'], registers: reg });
+  // The per-session figures are plain numbers here, handed to prom-client only when /metrics is scraped
+  // (collect): an inc() with labels hashes its label object every time, and these run several times per
+  // session, on the path every relayed session pays for. Only the duration histogram is fed per session.
+  interface Tally {
+    active: number;
+    bytesIn: number;
+    bytesOut: number;
+    /** result -> sessions ended */
+    results: Map<string, number>;
+    /** outcome -> reply class (2..5) -> messages */
+    messages: { relayed: number[]; rejected: number[] };
+    duration: Histogram.Internal<string>;
+  }
+  const tallies = new Map<string, Tally>();
+  const tally = (listener: string): Tally => {
+    let t = tallies.get(listener);
+    if (!t) {
+      t = { active: 0, bytesIn: 0, bytesOut: 0, results: new Map(), messages: { relayed: [0, 0, 0, 0, 0, 0], rejected: [0, 0, 0, 0, 0, 0] }, duration: duration.labels({ listener }) };
+      tallies.set(listener, t);
+    }
+    return t;
+  };
+
+  // A label set appears once it has a value, as it did when these were incremented per event.
+  const sessions = new Counter({
+    name: 'mailshim_sessions_total',
+    help: 'Client sessions ended, by listener and result.',
+    labelNames: ['listener', 'result'],
+    registers: reg,
+    collect() {
+      this.reset();
+      for (const [listener, t] of tallies) for (const [result, n] of t.results) this.inc({ listener, result }, n);
+    },
+  });
+  const active = new Gauge({
+    name: 'mailshim_sessions_active',
+    help: 'Client sessions open now.',
+    labelNames: ['listener'],
+    registers: reg,
+    collect() {
+      for (const [listener, t] of tallies) this.set({ listener }, t.active);
+    },
+  });
   const duration = new Histogram({ name: 'mailshim_session_duration_seconds', help: 'Session duration from accept to close.', labelNames: ['listener'], buckets: DURATION_BUCKETS, registers: reg });
-  const messages = new Counter({ name: 'mailshim_messages_total', help: 'Messages whose end of DATA the upstream answered, by listener, outcome and reply class.', labelNames: ['listener', 'outcome', 'class'], registers: reg });
-  const bytes = new Counter({ name: 'mailshim_client_bytes_total', help: 'Bytes on the client leg, by direction (in: from the client).', labelNames: ['listener', 'direction'], registers: reg });
+  const messages = new Counter({
+    name: 'mailshim_messages_total',
+    help: 'Messages whose end of DATA the upstream answered, by listener, outcome and reply class.',
+    labelNames: ['listener', 'outcome', 'class'],
+    registers: reg,
+    collect() {
+      this.reset();
+      for (const [listener, t] of tallies) {
+        for (const outcome of ['relayed', 'rejected'] as const) {
+          t.messages[outcome].forEach((n, c) => {
+            if (n > 0) this.inc({ listener, outcome, class: `${c}xx` }, n);
+          });
+        }
+      }
+    },
+  });
+  const bytes = new Counter({
+    name: 'mailshim_client_bytes_total',
+    help: 'Bytes on the client leg, by direction (in: from the client).',
+    labelNames: ['listener', 'direction'],
+    registers: reg,
+    collect() {
+      this.reset();
+      for (const [listener, t] of tallies) {
+        this.inc({ listener, direction: 'in' }, t.bytesIn);
+        this.inc({ listener, direction: 'out' }, t.bytesOut);
+      }
+    },
+  });
   const authAttempts = new Counter({ name: 'mailshim_auth_attempts_total', help: 'AUTH exchanges, by listener, mechanism, mode, side and result.', labelNames: ['listener', 'mechanism', 'mode', 'side', 'result'], registers: reg });
   const upstreamFailures = new Counter({ name: 'mailshim_upstream_failures_total', help: 'Upstream connect, TLS and login failures, by upstream and reason.', labelNames: ['upstream', 'reason'], registers: reg });
   const tlsHandshakes = new Counter({ name: 'mailshim_tls_handshakes_total', help: 'Completed TLS handshakes, by side, protocol version and cipher.', labelNames: ['side', 'version', 'cipher'], registers: reg });
@@ -70,41 +138,11 @@ export function createMetrics(upstreamOf: (listener: string) => string | undefin
   // An upstream-unreachable session already counted via link.tls-failed is not counted twice.
   const upstreamCounted = new Set<string>();
 
-  // Label children cached per listener (and result/class): prom-client hashes a label object on every
-  // inc() otherwise, and these run several times per session.
-  const perListener = new Map<
-    string,
-    { active: Gauge.Internal<string>; duration: Histogram.Internal<string>; bytesIn: Counter.Internal; bytesOut: Counter.Internal; results: Map<string, Counter.Internal>; messages: Map<string, Counter.Internal> }
-  >();
-  const forListener = (listener: string) => {
-    let c = perListener.get(listener);
-    if (!c) {
-      c = {
-        active: active.labels({ listener }),
-        duration: duration.labels({ listener }),
-        bytesIn: bytes.labels({ listener, direction: 'in' }),
-        bytesOut: bytes.labels({ listener, direction: 'out' }),
-        results: new Map(),
-        messages: new Map(),
-      };
-      perListener.set(listener, c);
-    }
-    return c;
-  };
-  const child = <T>(cache: Map<string, T>, key: string, make: () => T): T => {
-    let c = cache.get(key);
-    if (!c) {
-      c = make();
-      cache.set(key, c);
-    }
-    return c;
-  };
-
   const observer: Observer = (ev: SessionEvent) => {
     switch (ev.type) {
       case 'session.start':
         listenerOf.set(ev.sid, ev.listener);
-        forListener(ev.listener).active.inc();
+        tally(ev.listener).active++;
         break;
       case 'link.tls':
         tlsHandshakes.inc({ side: ev.side, version: ev.tls.version ?? 'unknown', cipher: ev.tls.cipher ?? 'unknown' });
@@ -142,20 +180,20 @@ export function createMetrics(upstreamOf: (listener: string) => string | undefin
       case 'tx.commit':
       case 'tx.rollback':
       {
-        const listener = listenerOf.get(ev.sid) ?? 'unknown';
-        const outcome = ev.type === 'tx.commit' ? 'relayed' : 'rejected';
-        const cls = `${Math.floor(ev.code / 100)}xx`;
-        child(forListener(listener).messages, `${outcome} ${cls}`, () => messages.labels({ listener, outcome, class: cls })).inc();
+        const t = tally(listenerOf.get(ev.sid) ?? 'unknown');
+        // Reply codes are 2xx..5xx (the reply parser refuses anything else).
+        const cls = Math.min(5, Math.max(2, Math.floor(ev.code / 100)));
+        t.messages[ev.type === 'tx.commit' ? 'relayed' : 'rejected'][cls]++;
       }
         break;
       case 'session.end': {
         const s = ev.summary;
-        const c = forListener(s.listener);
-        child(c.results, s.result, () => sessions.labels({ listener: s.listener, result: s.result })).inc();
-        if (listenerOf.has(s.sid)) c.active.dec();
-        c.duration.observe(s.durationMs / 1000);
-        c.bytesIn.inc(s.bytesIn);
-        c.bytesOut.inc(s.bytesOut);
+        const t = tally(s.listener);
+        t.results.set(s.result, (t.results.get(s.result) ?? 0) + 1);
+        if (listenerOf.has(s.sid)) t.active--;
+        t.duration.observe(s.durationMs / 1000);
+        t.bytesIn += s.bytesIn;
+        t.bytesOut += s.bytesOut;
         const greetingRefused = s.result === 'refused' && /^upstream greeting/.test(s.reason ?? '');
         if ((s.result === 'upstream-unreachable' || greetingRefused) && !upstreamCounted.has(s.sid)) {
           const reason = greetingRefused ? 'greeting' : classifyUpstreamFailure(s.reason ?? '');
