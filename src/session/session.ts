@@ -36,7 +36,18 @@ interface Slot {
   /** Serialized reply; null while waiting for the upstream. */
   text: string | null;
   /** Runs right after this reply is written (state changes that must follow the reply on the wire). */
-  then?: () => void;
+  then: (() => void) | undefined;
+  /** The command ends a pipelined group: no client line is read until this reply is written. */
+  sync: boolean;
+  /** Relayed commands: runs after the write with the upstream's own reply (before any `map`). */
+  after: ((r: SmtpReply) => void) | undefined;
+  reply: SmtpReply | undefined;
+}
+
+// One shape for every slot (the queue is on every command's path). Relayed commands fill `after` and
+// `reply` instead of wrapping them in closures: a relayed command allocates one closure, not four.
+function slot(text: string | null, then: (() => void) | undefined, sync: boolean): Slot {
+  return { text, then, sync, after: undefined, reply: undefined };
 }
 
 export interface Transaction {
@@ -413,13 +424,13 @@ export class Session implements AuthContext {
   /** Queue one of mailshim's own replies, after any reply still awaited from the upstream. */
   reply(r: SmtpReply, then?: () => void): void {
     if (r.code >= 500 && ++this.errors >= HARD_ERROR_LIMIT && this.state !== 'closing' && this.state !== 'closed') {
-      this.queue.push({ text: formatReply(r), then });
+      this.queue.push(slot(formatReply(r), then, false));
       this.summary.result = 'refused';
       this.summary.reason = `${this.errors} errors`;
       this.closeWith(R.tooManyErrors(this.hostname));
       return;
     }
-    this.queue.push({ text: formatReply(r), then });
+    this.queue.push(slot(formatReply(r), then, false));
     this.flush();
   }
 
@@ -432,21 +443,21 @@ export class Session implements AuthContext {
    * `sync` stops reading client lines until it is filled and written (commands that end a pipelined group).
    */
   reserve(sync = false): (r: SmtpReply, then?: () => void) => void {
-    const slot: Slot = { text: null };
-    this.queue.push(slot);
-    if (sync) this.syncWaits++;
+    const s = this.hold(sync);
     return (r, then) => {
-      if (slot.text !== null || this.state === 'closed') return;
-      slot.text = formatReply(r);
-      slot.then = sync || then
-        ? () => {
-            if (sync) this.syncWaits--;
-            then?.();
-          }
-        : undefined;
+      if (s.text !== null || this.state === 'closed') return;
+      s.text = formatReply(r);
+      s.then = then;
       this.flush();
       this.pump();
     };
+  }
+
+  private hold(sync: boolean): Slot {
+    const s = slot(null, undefined, sync);
+    this.queue.push(s);
+    if (sync) this.syncWaits++;
+    return s;
   }
 
   /**
@@ -457,14 +468,18 @@ export class Session implements AuthContext {
     line: string,
     opts: { sync?: boolean; shown?: string; timeoutMs?: number; map?: (r: SmtpReply) => SmtpReply; then?: (r: SmtpReply) => void } = {},
   ): void {
-    const fill = this.reserve(opts.sync);
+    const s = this.hold(opts.sync === true);
     this.up.command(
       line,
       (r) => {
-        const shown = opts.map ? opts.map(r) : r;
-        fill(shown, opts.then ? () => opts.then!(r) : undefined);
+        if (s.text !== null || this.state === 'closed') return;
+        s.text = formatReply(opts.map ? opts.map(r) : r);
+        s.after = opts.then;
+        s.reply = r;
+        this.flush();
+        this.pump();
       },
-      { shown: opts.shown, timeoutMs: opts.timeoutMs },
+      opts,
     );
   }
 
@@ -476,12 +491,14 @@ export class Session implements AuthContext {
   private flush(): void {
     let out = '';
     while (this.queue.length > 0 && this.queue[0].text !== null) {
-      const slot = this.queue.shift()!;
-      out += slot.text;
-      if (slot.then) {
+      const done = this.queue.shift()!;
+      out += done.text;
+      if (done.then || done.sync || done.after) {
         this.write(out);
         out = '';
-        slot.then();
+        if (done.sync) this.syncWaits--;
+        done.then?.();
+        done.after?.(done.reply!);
         if (this.state === 'closed') return;
       }
     }
@@ -528,13 +545,12 @@ export class Session implements AuthContext {
       if (result.user) this.authUser = result.user;
       if (result.failed) this.authFailures++;
       this.authLineWaiter = undefined;
-      this.queue.push({
-        text: '',
-        then: () => {
+      this.queue.push(
+        slot('', () => {
           this.syncWaits--;
           if (this.state === 'auth') this.enter('command');
-        },
-      });
+        }, false),
+      );
       this.flush();
       this.pump();
       return;
