@@ -156,7 +156,7 @@ export class Listener {
       if (n <= 0) c.perClient.delete(key);
       else c.perClient.set(key, n);
     };
-    sock.once('close', release);
+    sock.on('close', release); // 'close' comes once; `on` spares the once() wrapper per connection
 
     const sid = newSid();
     const startSession = (s: net.Socket, clientTls?: ReturnType<typeof tlsInfo>, clientCertUser?: string) => {

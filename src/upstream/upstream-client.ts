@@ -57,9 +57,9 @@ export class UpstreamClient {
   bytesOut = 0;
 
   /** A reply that answers no command (e.g. 421 before closing). */
-  onUnsolicited: (reply: SmtpReply) => void = () => {};
+  onUnsolicited: (reply: SmtpReply) => void = ignore;
   /** The connection ended or broke; `reason` says why, for logs and the client's reply. */
-  onClose: (reason: string) => void = () => {};
+  onClose: (reason: string) => void = ignore;
   /** The TCP connection is up (before any TLS or greeting); `ms` is how long the connect took. */
   onConnected: ((ms: number) => void) | undefined;
   /** Each line as it goes out or comes in (already redacted by the caller for outgoing secrets). */
@@ -369,6 +369,9 @@ export class UpstreamClient {
     this.held = [];
   }
 }
+
+/** The default hooks: one shared function rather than two new closures per connection. */
+function ignore(): void {}
 
 function oneLine(r: SmtpReply): string {
   return `${r.code} ${r.lines.join(' / ')}`;
