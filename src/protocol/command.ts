@@ -24,14 +24,9 @@ const PATH_RE = {
 };
 
 /** `FROM:<a@b> SIZE=10` -> the path and the parameters; null when the syntax is off. */
-export function parsePath(args: string, keyword: 'FROM' | 'TO'): Readonly<{ path: string; params: readonly string[] }> | null {
-  // A handler checks the syntax and then runs with the same arguments: the second call is answered from here.
-  if (args === last.args && keyword === last.keyword) return last.result;
+export function parsePath(args: string, keyword: 'FROM' | 'TO'): { path: string; params: string[] } | null {
   const m = PATH_RE[keyword].exec(args.trim());
-  const path = m ? (m[1].startsWith('<') ? m[1].slice(1, -1) : m[1]) : '';
-  const result = m ? { path, params: m[2] ? m[2].split(/\s+/).filter(Boolean) : [] } : null;
-  last = { args, keyword, result };
-  return result;
+  if (!m) return null;
+  const path = m[1].startsWith('<') ? m[1].slice(1, -1) : m[1];
+  return { path, params: m[2] ? m[2].split(/\s+/).filter(Boolean) : [] };
 }
-
-let last: { args: string; keyword: string; result: Readonly<{ path: string; params: readonly string[] }> | null } = { args: '', keyword: '', result: null };
