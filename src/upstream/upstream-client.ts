@@ -267,6 +267,19 @@ export class UpstreamClient {
     this.release();
     for (const p of waiting) p.onFail?.(reason);
     this.onClose(reason);
+    this.forgetHooks();
+  }
+
+  /**
+   * After the end nothing more is reported, so the session's hooks are dropped: a socket read through
+   * `onread` keeps its callback (and so this client) for as long as V8 keeps the socket, which the hooks
+   * would extend to the whole ended session.
+   */
+  private forgetHooks(): void {
+    this.onClose = ignore;
+    this.onUnsolicited = ignore;
+    this.onLine = undefined;
+    this.onConnected = undefined;
   }
 
   /**
@@ -388,6 +401,7 @@ export class UpstreamClient {
     clearTimeout(this.quitTimer);
     this.socket?.destroy();
     this.release();
+    this.forgetHooks();
   }
 
   /** Drop the closed socket and what is left of the dialogue (see session/closed-socket.ts for why). */
