@@ -39,7 +39,11 @@ export class App {
     this.bus = new EventBus((err) => this.log.error({ err }, 'observer failed'));
     this.limits = { ...compiled.cfg.limits };
     this.rate = new RateLimiter(compiled.cfg.limits.ratePerClient);
-    this.metrics = createMetrics((name) => this.compiled.listeners.find((l) => l.name === name)?.upstreamName);
+    // Without metrics.listen nothing can ever read the registry (metrics settings change only at a restart),
+    // so neither the per-session observer nor Node's default collectors (GC observer, loop-delay timer) run.
+    this.metrics = createMetrics((name) => this.compiled.listeners.find((l) => l.name === name)?.upstreamName, {
+      defaultMetrics: Boolean(compiled.cfg.metrics.listen),
+    });
   }
 
   static async start(cfg: Config, opts: AppOptions = {}): Promise<App> {
@@ -50,7 +54,7 @@ export class App {
     for (const w of new Set([...configWarnings(cfg), ...compiled.warnings])) log.warn(w);
     // Neither reads protocol lines; without a line observer the session does not build per-line events.
     app.bus.add(logObserver(log, { redactUsernames: cfg.capture.redactUsernames }), { lines: false });
-    app.bus.add(app.metrics.observer, { lines: false });
+    if (cfg.metrics.listen) app.bus.add(app.metrics.observer, { lines: false });
     if (cfg.capture.dir) {
       app.capture = await TranscriptWriter.start({ ...cfg.capture, dir: cfg.capture.dir }, log);
       app.capture.attach(app.bus);
