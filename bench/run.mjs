@@ -126,13 +126,20 @@ async function throughput(flags) {
     await once({ ...scenarios[2], messages: 200 }, t, true);
   }
 
+  // Per run, the rates of that run's targets: measured minutes apart at most, so their ratio is less exposed
+  // to the machine's slow phases than a ratio of medians taken from different runs.
+  const perRun = new Map(); // scenario id -> [{ target: rate }]
   for (const sc of scenarios) {
+    perRun.set(sc.id, []);
     for (let run = 0; run < flags.runs; run++) {
+      const rates = {};
+      perRun.get(sc.id).push(rates);
       // Rotate the order so a burst of load from elsewhere on the machine does not always hit the same X.
       const order = targets.map((_, i) => targets[(i + run) % targets.length]);
       const line = [];
       for (const t of order) {
         const rate = await once(sc, t);
+        if (rate !== null) rates[t.name] = rate;
         line.push(`${t.name} ${rate === null ? 'FAILED' : rate.toFixed(0)}`);
       }
       console.log(`  ${sc.id.padEnd(4)} run ${run + 1}: ${line.join(', ')} msgs/s`);
@@ -145,11 +152,15 @@ async function throughput(flags) {
     const xs = results.get(`${sc}/${n}`);
     return xs && xs.length ? median(xs) : 0;
   };
-  const headers = ['scenario', 'msgs', ...names.map((n) => `${n} msg/s`), 'mailshim/direct', 'pipe/direct', 'mailshim/pipe'];
+  const paired = (sc) => {
+    const xs = perRun.get(sc).filter((r) => r.mailshim && r.pipe).map((r) => r.mailshim / r.pipe);
+    return xs.length ? `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}` : '-';
+  };
+  const headers = ['scenario', 'msgs', ...names.map((n) => `${n} msg/s`), 'mailshim/direct', 'pipe/direct', 'mailshim/pipe', 'mailshim/pipe per run'];
   if (names.includes('haproxy')) headers.push('haproxy/direct');
   const rows = scenarios.map((sc) => {
     const row = [sc.label, sc.messages, ...names.map((n) => med(sc.id, n).toFixed(0))];
-    row.push(ratio(med(sc.id, 'mailshim'), med(sc.id, 'direct')), ratio(med(sc.id, 'pipe'), med(sc.id, 'direct')), ratio(med(sc.id, 'mailshim'), med(sc.id, 'pipe')));
+    row.push(ratio(med(sc.id, 'mailshim'), med(sc.id, 'direct')), ratio(med(sc.id, 'pipe'), med(sc.id, 'direct')), ratio(med(sc.id, 'mailshim'), med(sc.id, 'pipe')), paired(sc.id));
     if (names.includes('haproxy')) row.push(ratio(med(sc.id, 'haproxy'), med(sc.id, 'direct')));
     return row;
   });
