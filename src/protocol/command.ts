@@ -23,10 +23,24 @@ const PATH_RE = {
   TO: /^TO:\s*(<[^<>]*>|[^\s<>]+)(?:\s+(.*))?$/i,
 };
 
+export interface ParsedPath {
+  readonly path: string;
+  readonly params: readonly string[];
+}
+
+// The handlers parse a command's path twice in a row (to check it, then to run it): the last answer is
+// kept so that MAIL and RCPT cost one regex match each, not two.
+let lastArgs = '';
+let lastKeyword = '';
+let lastPath: ParsedPath | null = null;
+
 /** `FROM:<a@b> SIZE=10` -> the path and the parameters; null when the syntax is off. */
-export function parsePath(args: string, keyword: 'FROM' | 'TO'): { path: string; params: string[] } | null {
+export function parsePath(args: string, keyword: 'FROM' | 'TO'): ParsedPath | null {
+  if (args === lastArgs && keyword === lastKeyword) return lastPath;
   const m = PATH_RE[keyword].exec(args.trim());
-  if (!m) return null;
-  const path = m[1].startsWith('<') ? m[1].slice(1, -1) : m[1];
-  return { path, params: m[2] ? m[2].split(/\s+/).filter(Boolean) : [] };
+  const parsed = m ? { path: m[1].startsWith('<') ? m[1].slice(1, -1) : m[1], params: m[2] ? m[2].split(/\s+/).filter(Boolean) : [] } : null;
+  lastArgs = args;
+  lastKeyword = keyword;
+  lastPath = parsed;
+  return parsed;
 }
