@@ -5,7 +5,8 @@ const LF = 0x0a;
 const EMPTY = Buffer.alloc(0);
 const CR = 0x0d;
 
-export type LineResult = { line: Buffer } | { tooLong: true };
+/** A command line is text from here on (latin1: one character per octet, so lengths are octet counts). */
+export type LineResult = { line: string } | { tooLong: true };
 
 export class LineReader {
   private buf: Buffer = EMPTY;
@@ -51,7 +52,7 @@ export class LineReader {
     }
     const end = idx > start && this.buf[idx - 1] === CR ? idx - 1 : idx;
     if (end - start + 2 > maxLen) return { tooLong: true };
-    return { line: this.buf.subarray(start, end) };
+    return { line: this.buf.toString('latin1', start, end) };
   }
 
   /** Hand over everything buffered (entering DATA, or discarded after STARTTLS). */

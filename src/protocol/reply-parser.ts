@@ -21,6 +21,9 @@ export interface ReplyParserOptions {
 const LF = 10;
 const CR = 13;
 
+/** The shared answer for a chunk that completes no reply (never written to). */
+const NONE: readonly SmtpReply[] = Object.freeze([]);
+
 export class ReplyParser {
   private readonly maxLineLength: number;
   private readonly maxLines: number;
@@ -42,7 +45,7 @@ export class ReplyParser {
    * bare LF. Throws ReplyParseError on a malformed line, a code change inside a reply or a limit; after
    * that every push throws the same error (the caller should drop the upstream connection).
    */
-  push(chunk: Buffer): SmtpReply[] {
+  push(chunk: Buffer): readonly SmtpReply[] {
     if (this.failure) throw this.failure;
     try {
       return this.consume(chunk);
@@ -73,13 +76,15 @@ export class ReplyParser {
     this.failure = null;
   }
 
-  private consume(chunk: Buffer): SmtpReply[] {
+  private consume(chunk: Buffer): readonly SmtpReply[] {
     let buf = chunk;
     if (this.partial) {
       buf = Buffer.concat([this.partial, chunk]);
       this.partial = null;
     }
-    const out: SmtpReply[] = [];
+    // Arrays are made at their size: a first push() would reserve room for 17 elements, and a chunk
+    // normally holds one reply of one line.
+    let out = NONE as SmtpReply[];
     let start = 0;
     for (;;) {
       const lf = buf.indexOf(LF, start);
@@ -87,7 +92,10 @@ export class ReplyParser {
       let end = lf;
       if (end > start && buf[end - 1] === CR) end--;
       const done = this.line(buf, start, end);
-      if (done) out.push(done);
+      if (done) {
+        if (out === NONE) out = [done];
+        else out.push(done);
+      }
       start = lf + 1;
     }
     if (start < buf.length) {
@@ -125,8 +133,13 @@ export class ReplyParser {
     }
     if (this.lines.length >= this.maxLines) throw new ReplyParseError(`reply longer than ${this.maxLines} lines`);
     this.code = code;
-    this.lines.push(length > 4 ? buf.toString('latin1', start + 4, end) : '');
-    if (sep === 0x2d) return null;
+    const text = length > 4 ? buf.toString('latin1', start + 4, end) : '';
+    if (sep === 0x2d) {
+      this.lines.push(text);
+      return null;
+    }
+    if (this.lines.length === 0) return { code, lines: [text] };
+    this.lines.push(text);
     const done: SmtpReply = { code, lines: this.lines };
     this.lines = [];
     return done;

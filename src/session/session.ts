@@ -377,7 +377,7 @@ export class Session implements AuthContext {
       if (this.state === 'auth') {
         const waiter = this.authLineWaiter!;
         this.authLineWaiter = undefined;
-        waiter('line' in r ? r.line.toString('latin1') : null);
+        waiter('line' in r ? r.line : null);
         continue;
       }
       if ('tooLong' in r) {
@@ -397,8 +397,7 @@ export class Session implements AuthContext {
     }
   }
 
-  private onCommandLine(bytes: Buffer): void {
-    const line = bytes.toString('latin1');
+  private onCommandLine(line: string): void {
     // Strict towards the upstream: a command never carries a NUL or a bare CR (RFC 5321 2.3.8).
     if (line.includes('\r') || line.includes('\0')) {
       this.emit({ type: 'protocol', sid: this.sid, leg: 'client->proxy', line: '[command with bare CR or NUL, refused]' });
@@ -794,6 +793,7 @@ export class Session implements AuthContext {
 }
 
 /** "AUTH " at the start of a command line, any case. */
-function isAuthLine(line: Buffer): boolean {
-  return line.length > 5 && (line[0] | 0x20) === 0x61 && (line[1] | 0x20) === 0x75 && (line[2] | 0x20) === 0x74 && (line[3] | 0x20) === 0x68 && line[4] === 0x20;
+function isAuthLine(line: string): boolean {
+  const c = (i: number): number => line.charCodeAt(i);
+  return line.length > 5 && (c(0) | 0x20) === 0x61 && (c(1) | 0x20) === 0x75 && (c(2) | 0x20) === 0x74 && (c(3) | 0x20) === 0x68 && c(4) === 0x20;
 }

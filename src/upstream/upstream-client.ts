@@ -191,7 +191,7 @@ export class UpstreamClient {
 
   private onData = (chunk: Buffer): void => {
     this.bytesIn += chunk.length;
-    let replies: SmtpReply[];
+    let replies: readonly SmtpReply[];
     try {
       replies = this.parser.push(chunk);
     } catch (err) {
