@@ -28,10 +28,20 @@ export function connectTcp(host: string, port: number, timeoutMs: number): Promi
   return new Promise((resolve, reject) => connectTcpCb(host, port, timeoutMs, (err, sock) => (err ? reject(err) : resolve(sock!))));
 }
 
-/** connectTcp with a callback: the per-session path for plain upstreams, without promise and microtask work. */
-export function connectTcpCb(host: string, port: number, timeoutMs: number, cb: (err: DialError | undefined, sock?: net.Socket) => void): void {
+/**
+ * connectTcp with a callback: the per-session path for plain upstreams, without promise and microtask work.
+ * `onread` (Node's net.connect option) hands each read to the callback instead of the stream: see
+ * UpstreamClient.open for when that is used.
+ */
+export function connectTcpCb(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  cb: (err: DialError | undefined, sock?: net.Socket) => void,
+  onread?: net.OnReadOpts,
+): void {
   // noDelay: a relayed dialogue, every reply is small and latency-bound (applied as the socket connects).
-  const sock = net.connect({ host, port, noDelay: true });
+  const sock = net.connect(onread ? { host, port, noDelay: true, onread } : { host, port, noDelay: true });
   let settled = false;
   const timer = setTimeout(() => {
     if (settled) return;

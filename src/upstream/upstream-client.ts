@@ -13,6 +13,13 @@ import { connectTcp, connectTcpCb, upgradeToTls, DialError, type UpstreamTlsOpti
 
 export type ReplyHandler = (reply: SmtpReply) => void;
 
+/**
+ * What plain-TCP upstream reads land in (Node's `onread`), shared by every upstream connection: reads are
+ * handled one at a time on the event loop and the reply parser copies what it keeps, so no connection needs
+ * its own. It spares the stream path an ArrayBuffer, a Buffer and a 'data' event per read.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 export interface UpstreamTarget {
   name: string;
   host: string;
@@ -53,6 +60,8 @@ export class UpstreamClient {
   closed = false;
   /** Set while the socket is handed to TLS: bytes still in hand are not ours to read. */
   private detached = false;
+  /** The 'data' listener of a socket read as a stream (TLS, XCLIENT); undefined for `onread` sockets. */
+  private dataListener: ((chunk: Buffer) => void) | undefined;
   bytesIn = 0;
   bytesOut = 0;
 
@@ -81,20 +90,27 @@ export class UpstreamClient {
       return;
     }
     const started = performance.now();
-    connectTcpCb(t.host, t.port, t.connectTimeoutMs, (err, sock) => {
-      if (err) {
-        cb(err);
-        return;
-      }
-      this.onConnected?.(Math.round(performance.now() - started));
-      if (this.closed) {
-        sock!.destroy();
-        cb(new DialError('client went away before the upstream answered', 'connect'));
-        return;
-      }
-      this.attach(sock!);
-      this.expectReply((g) => cb(undefined, g), REPLY_TIMEOUT.greeting, (reason) => cb(new DialError(reason, 'connect')));
-    });
+    connectTcpCb(
+      t.host,
+      t.port,
+      t.connectTimeoutMs,
+      (err, sock) => {
+        if (err) {
+          cb(err);
+          return;
+        }
+        this.onConnected?.(Math.round(performance.now() - started));
+        if (this.closed) {
+          sock!.destroy();
+          cb(new DialError('client went away before the upstream answered', 'connect'));
+          return;
+        }
+        this.attach(sock!, false);
+        this.expectReply((g) => cb(undefined, g), REPLY_TIMEOUT.greeting, (reason) => cb(new DialError(reason, 'connect')));
+      },
+      // This socket is never handed to TLS, so it can be read without the stream machinery.
+      { buffer: READ_BUFFER, callback: this.onRead },
+    );
   }
 
   /** Connect, read the greeting and, for STARTTLS upstreams, secure the connection. Rejects with DialError. */
@@ -171,11 +187,17 @@ export class UpstreamClient {
     return r;
   }
 
-  /** Take over a socket: every byte in goes through the reply parser. */
-  private attach(sock: net.Socket): void {
+  /**
+   * Take over a socket: every byte in goes through the reply parser. `stream` is false for a socket opened
+   * with `onread` (its bytes already come to onRead).
+   */
+  private attach(sock: net.Socket, stream = true): void {
     this.socket = sock;
     this.detached = false;
-    sock.on('data', this.onData);
+    if (stream) {
+      this.dataListener = (chunk) => this.received(chunk);
+      sock.on('data', this.dataListener);
+    }
     sock.on('error', this.onError);
     sock.on('close', this.onSocketClose);
   }
@@ -183,13 +205,25 @@ export class UpstreamClient {
   private detach(): net.Socket {
     const s = this.socket;
     this.detached = true;
-    s.off('data', this.onData);
-    s.off('error', this.onError);
-    s.off('close', this.onSocketClose);
+    this.unlisten(s);
     return s;
   }
 
-  private onData = (chunk: Buffer): void => {
+  private unlisten(s: net.Socket): void {
+    if (this.dataListener) s.off('data', this.dataListener);
+    this.dataListener = undefined;
+    s.off('error', this.onError);
+    s.off('close', this.onSocketClose);
+  }
+
+  /** `onread`: `n` bytes at the start of READ_BUFFER, which the next read (on any connection) overwrites. */
+  private onRead = (n: number, buf: Uint8Array): boolean => {
+    this.received((buf as Buffer).subarray(0, n));
+    return true;
+  };
+
+  private received(chunk: Buffer): void {
+    if (this.closed || this.detached) return;
     this.bytesIn += chunk.length;
     let replies: readonly SmtpReply[];
     try {
@@ -213,7 +247,7 @@ export class UpstreamClient {
       } else this.onUnsolicited(r);
       if (this.closed) return;
     }
-  };
+  }
 
   private onError = (err: NodeJS.ErrnoException): void => {
     this.fail(`upstream connection error: ${err.code ?? err.message}`);
@@ -233,6 +267,19 @@ export class UpstreamClient {
     this.release();
     for (const p of waiting) p.onFail?.(reason);
     this.onClose(reason);
+    this.forgetHooks();
+  }
+
+  /**
+   * After the end nothing more is reported, so the session's hooks are dropped: a socket read through
+   * `onread` keeps its callback (and so this client) for as long as V8 keeps the socket, which the hooks
+   * would extend to the whole ended session.
+   */
+  private forgetHooks(): void {
+    this.onClose = ignore;
+    this.onUnsolicited = ignore;
+    this.onLine = undefined;
+    this.onConnected = undefined;
   }
 
   /**
@@ -354,15 +401,14 @@ export class UpstreamClient {
     clearTimeout(this.quitTimer);
     this.socket?.destroy();
     this.release();
+    this.forgetHooks();
   }
 
   /** Drop the closed socket and what is left of the dialogue (see session/closed-socket.ts for why). */
   private release(): void {
     const s = this.socket;
     if (!s) return;
-    s.off('data', this.onData);
-    s.off('error', this.onError);
-    s.off('close', this.onSocketClose);
+    this.unlisten(s);
     this.socket = retire(s);
     this.parser.reset();
     this.pending = [];
