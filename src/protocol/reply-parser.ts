@@ -84,7 +84,7 @@ export class ReplyParser {
     }
     // Arrays are made at their size: a first push() would reserve room for 17 elements, and a chunk
     // normally holds one reply of one line.
-    let out = NONE as SmtpReply[];
+    let out: SmtpReply[] | undefined;
     let start = 0;
     for (;;) {
       const lf = buf.indexOf(LF, start);
@@ -93,8 +93,8 @@ export class ReplyParser {
       if (end > start && buf[end - 1] === CR) end--;
       const done = this.line(buf, start, end);
       if (done) {
-        if (out === NONE) out = [done];
-        else out.push(done);
+        if (out) out.push(done);
+        else out = [done];
       }
       start = lf + 1;
     }
@@ -106,7 +106,7 @@ export class ReplyParser {
       // Copy so a large chunk is not kept alive by a small tail.
       this.partial = Buffer.from(buf.subarray(start));
     }
-    return out;
+    return out ?? NONE;
   }
 
   private line(buf: Buffer, start: number, end: number): SmtpReply | null {

@@ -794,6 +794,6 @@ export class Session implements AuthContext {
 
 /** "AUTH " at the start of a command line, any case. */
 function isAuthLine(line: string): boolean {
-  const c = (i: number): number => line.charCodeAt(i);
-  return line.length > 5 && (c(0) | 0x20) === 0x61 && (c(1) | 0x20) === 0x75 && (c(2) | 0x20) === 0x74 && (c(3) | 0x20) === 0x68 && c(4) === 0x20;
+  // Only asked of lines over maxLineLength, so a regex costs nothing that matters.
+  return line.length > 5 && /^auth /i.test(line);
 }
