@@ -14,6 +14,7 @@ import { clientKey, unmapV4 } from './allowlist.js';
 import { listenOn } from './listen-on.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { RateLimiter } from './rate-limit.js';
+import { adoptForFastRead } from './fast-read.js';
 
 /** Session ids: 6 random bytes each, cut from a pooled block (one randomBytes call per session cost ~5-25 µs). */
 let sidPool = Buffer.alloc(0);
@@ -145,6 +146,9 @@ export class Listener {
       this.refuse(sock, formatReply(R.tooMany(l.hostname)), 'limits.maxPerClient', address);
       return;
     }
+    // A listener that never hands a socket to TLS and read nothing from it yet (no PROXY header) reads it
+    // through the cheaper onread path (fast-read.ts).
+    if (l.cfg.tls.mode === 'none' && !proxiedFrom && !l.cfg.proxyProtocol) sock = adoptForFastRead(sock);
     c.total++;
     c.perClient.set(key, mine + 1);
     let released = false;

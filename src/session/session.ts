@@ -20,6 +20,7 @@ import type { CompiledListener } from '../config/compile.js';
 import { type SessionState, canEnter } from './states.js';
 import { dispatch, isKnownVerb } from './dispatch.js';
 import { retire } from './closed-socket.js';
+import { setReadSink } from '../listener/fast-read.js';
 
 /** RFC 4954 4: an AUTH exchange line may be up to 12288 octets. */
 const AUTH_LINE_MAX = 12288;
@@ -229,7 +230,7 @@ export class Session implements AuthContext {
 
   private attachClient(sock: net.Socket): void {
     this.client = sock;
-    sock.on('data', this.onClientData);
+    if (!setReadSink(sock, this.onClientData)) sock.on('data', this.onClientData);
     sock.on('error', this.onClientError);
     sock.on('close', this.onClientClose);
     sock.on('timeout', this.onClientTimeout);
@@ -238,7 +239,7 @@ export class Session implements AuthContext {
   /** Hand the raw socket over (to TLS): after this no byte of it is read as a command. */
   detachClient(): net.Socket {
     const sock = this.client;
-    sock.off('data', this.onClientData);
+    if (!setReadSink(sock, null)) sock.off('data', this.onClientData);
     sock.off('error', this.onClientError);
     sock.off('close', this.onClientClose);
     sock.off('timeout', this.onClientTimeout);
