@@ -24,7 +24,8 @@ function onRead(this: net.Socket, n: number, buf: Uint8Array): boolean {
   const f = reads.get(this);
   if (!f || f.sink === null) return true;
   // READ_BUFFER is overwritten by the next read on any socket, so the receiver gets a copy (below 4 KB a
-  // slice of Node's buffer pool, not an allocation of its own).
+  // slice of Node's buffer pool, not an allocation of its own). A partial line kept by the session keeps
+  // its 8 KB pool block alive: at most 8 KB per connection, bounded by limits.maxConnections.
   const chunk = Buffer.allocUnsafe(n);
   chunk.set(buf.subarray(0, n));
   if (f.sink) f.sink(chunk);
