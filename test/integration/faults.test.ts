@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Dialogue } from './harness/dialogue.js';
 import { startFakeUpstream, type FakeUpstream } from './harness/fake-upstream.js';
 import { startProxy, type ProxyHandle } from './harness/start-proxy.js';
-import { freePort } from './harness/ports.js';
+import { REFUSED_PORT } from './harness/ports.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -54,7 +54,7 @@ describe('faults', () => {
   let viaSlowDot: ProxyHandle;
 
   beforeAll(async () => {
-    const closedPort = await freePort();
+    const closedPort = REFUSED_PORT;
     [dropping, normal, silentRcpt] = await Promise.all([
       startFakeUpstream({ dropAfterBodyBytes: 2000 }),
       startFakeUpstream(),

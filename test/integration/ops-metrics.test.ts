@@ -4,7 +4,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startFakeUpstream, type FakeUpstream } from './harness/fake-upstream.js';
 import { startProxy, type ProxyHandle } from './harness/start-proxy.js';
 import { connect } from './harness/dialogue.js';
-import { freePort } from './harness/ports.js';
+import { REFUSED_PORT } from './harness/ports.js';
 import { scrape, sampleSum } from './ops-prom-text.js';
 
 const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
@@ -16,7 +16,7 @@ describe('metrics endpoint after real sessions', () => {
 
   beforeAll(async () => {
     up = await startFakeUpstream({ ehlo: ['PIPELINING', '8BITMIME', 'AUTH PLAIN LOGIN'], users: { alice: 'right' } });
-    const deadPort = await freePort();
+    const deadPort = REFUSED_PORT;
     proxy = await startProxy({
       listeners: [
         { name: 'main', upstream: 'fake', ehlo: [{ remove: '8BITMIME' }] },

@@ -32,3 +32,11 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
   if (ports.size < count) throw new Error(`freePorts: could not find ${count} distinct free ports`);
   return [...ports];
 }
+
+/**
+ * A port on 127.0.0.1 where connections are refused, for "upstream unreachable" cases. A port from
+ * freePort() does not do: the kernel hands a just-closed port out again to the next listen(0), and a fake
+ * upstream started a moment later (in this file or a parallel one) answered there. Port 1 (tcpmux) is
+ * privileged and outside the ephemeral range, so no test ever listens on it.
+ */
+export const REFUSED_PORT = 1;
