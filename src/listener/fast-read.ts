@@ -5,8 +5,12 @@
 // Node's buffer pool and nothing else. Measured in bench/README.md ("Client reads").
 import net from 'node:net';
 
-/** What every fast-read socket reads into; reads are handled one at a time on the event loop. */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/**
+ * What every socket read through `onread` reads into: these client connections and plain-TCP upstream
+ * connections (UpstreamClient.open) alike. Reads are handled one at a time on the event loop and each
+ * callback copies what it keeps before returning, so one buffer serves them all.
+ */
+export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** Where a fast-read socket's bytes go. The chunk is the receiver's to keep. */
 export type ReadSink = (chunk: Buffer) => void;

@@ -148,7 +148,7 @@ export class Listener {
     }
     // A listener that never hands a socket to TLS and read nothing from it yet (no PROXY header) reads it
     // through the cheaper onread path (fast-read.ts).
-    if (l.cfg.tls.mode === 'none' && !proxiedFrom && !l.cfg.proxyProtocol) sock = adoptForFastRead(sock);
+    if (l.cfg.tls.mode === 'none' && !l.cfg.proxyProtocol) sock = adoptForFastRead(sock);
     c.total++;
     c.perClient.set(key, mine + 1);
     let released = false;

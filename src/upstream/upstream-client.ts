@@ -10,15 +10,11 @@ import type { Capability, EhloReply, SmtpReply } from '../types.js';
 import type { TlsInfo } from '../observe/events.js';
 import { retire } from '../session/closed-socket.js';
 import { connectTcp, connectTcpCb, upgradeToTls, DialError, type UpstreamTlsOptions } from './dial.js';
+// Plain-TCP upstream reads land in the shared onread buffer (the reply parser copies what it keeps); that
+// spares the stream path an ArrayBuffer, a Buffer and a 'data' event per read.
+import { READ_BUFFER } from '../listener/fast-read.js';
 
 export type ReplyHandler = (reply: SmtpReply) => void;
-
-/**
- * What plain-TCP upstream reads land in (Node's `onread`), shared by every upstream connection: reads are
- * handled one at a time on the event loop and the reply parser copies what it keeps, so no connection needs
- * its own. It spares the stream path an ArrayBuffer, a Buffer and a 'data' event per read.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 export interface UpstreamTarget {
   name: string;
