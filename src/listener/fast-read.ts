@@ -37,30 +37,54 @@ function onRead(this: net.Socket, n: number, buf: Uint8Array): boolean {
   return true;
 }
 
+type Handle = { useUserBuffer?: unknown; setNoDelay?: (on: boolean) => void };
+type OnConnection = (this: unknown, err: number, handle: Handle | undefined) => void;
+type ServerInternals = net.Server & {
+  _handle?: { onconnection?: OnConnection } | null;
+  _connections: number;
+  noDelay?: boolean;
+  allowHalfOpen?: boolean;
+};
+
 /**
- * The accepted connection `sock`, re-wrapped in a socket read through `onread`. Node offers `onread` only
- * to sockets it creates from a handle, and a server creates its sockets itself, so the handle is moved
- * over: `sock` is destroyed without it (which settles the server's connection count and touches nothing
- * else). Call it in the tick the connection was accepted, before anything read from it. Returns `sock`
- * unchanged when this Node does not expose what it takes.
+ * Make the listening `server` create its sockets read through `onread`. Node offers `onread` only to
+ * sockets built from a handle, and a server builds its own; so the server handle's `onconnection` is
+ * replaced by one doing what Node's does (count the connection, TCP_NODELAY when the server asks for it,
+ * emit 'connection'), building the socket with `onread` (one socket per connection, not a stream socket
+ * and then a second one). Call it once `server` listens. Returns false, changing nothing, when this Node
+ * does not expose what it takes; its sockets then stay on the stream path (setReadSink returns false).
  */
-export function adoptForFastRead(sock: net.Socket): net.Socket {
-  const raw = sock as unknown as { _handle?: { useUserBuffer?: unknown } | null };
-  const handle = raw._handle;
-  if (!handle || typeof handle.useUserBuffer !== 'function' || sock.destroyed) return sock;
-  raw._handle = null;
-  const fast = new net.Socket({
-    handle,
-    readable: true,
-    writable: true,
-    onread: { buffer: READ_BUFFER, callback: onRead },
-  } as net.SocketConstructorOpts);
-  reads.set(fast, { sink: undefined, early: [] });
-  sock.destroy();
-  return fast;
+export function readFastOnAccept(server: net.Server): boolean {
+  const srv = server as ServerInternals;
+  const h = srv._handle;
+  const nodes = h?.onconnection;
+  if (!h || typeof nodes !== 'function' || typeof srv._connections !== 'number') return false;
+  h.onconnection = function onconnection(this: unknown, err: number, handle: Handle | undefined): void {
+    // Errors, maxConnections and handles without user buffers stay Node's.
+    if (err || !handle || srv.maxConnections || typeof handle.useUserBuffer !== 'function') {
+      nodes.call(this, err, handle);
+      return;
+    }
+    const sock = new net.Socket({
+      handle,
+      allowHalfOpen: srv.allowHalfOpen,
+      readable: true,
+      writable: true,
+      onread: { buffer: READ_BUFFER, callback: onRead },
+    } as net.SocketConstructorOpts);
+    reads.set(sock, { sink: undefined, early: [] });
+    if (srv.noDelay) sock.setNoDelay(true);
+    // What Node's onconnection does, so that closing settles the count (Socket._destroy decrements it).
+    srv._connections++;
+    const owned = sock as net.Socket & { server: net.Server; _server: net.Server };
+    owned.server = server;
+    owned._server = server;
+    server.emit('connection', sock);
+  };
+  return true;
 }
 
-/** Whether `sock` came from adoptForFastRead. */
+/** Whether `sock` was created by a server set up with readFastOnAccept. */
 export function isFastRead(sock: net.Socket): boolean {
   return reads.has(sock);
 }

@@ -14,7 +14,7 @@ import { clientKey, unmapV4 } from './allowlist.js';
 import { listenOn } from './listen-on.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { RateLimiter } from './rate-limit.js';
-import { adoptForFastRead } from './fast-read.js';
+import { readFastOnAccept, setReadSink } from './fast-read.js';
 
 /** Session ids: 6 random bytes each, cut from a pooled block (one randomBytes call per session cost ~5-25 µs). */
 let sidPool = Buffer.alloc(0);
@@ -61,7 +61,13 @@ export class Listener {
 
   listen(): Promise<net.AddressInfo> {
     const { host, port } = this.compiled.cfg.listen;
-    return listenOn(this.server, host, port);
+    return listenOn(this.server, host, port).then((addr) => {
+      // A listener that never hands a socket to TLS nor reads a PROXY header first gets its connections
+      // read through the cheaper onread path (fast-read.ts).
+      const plain = this.compiled.cfg.tls.mode === 'none' && !this.compiled.cfg.proxyProtocol;
+      if (plain) readFastOnAccept(this.server);
+      return addr;
+    });
   }
 
   address(): net.AddressInfo {
@@ -80,6 +86,7 @@ export class Listener {
   private refuse(sock: net.Socket, reply: string, reason: string, client: string): void {
     this.hooks.onRefused?.(this.compiled.name, reason, client);
     sock.on('error', () => {});
+    setReadSink(sock, null); // what a refused client still sends is dropped, not held
     // On an implicit-TLS listener the client expects a TLS handshake first: a plaintext reply would only
     // read as a TLS error, so the connection is just closed.
     if (this.compiled.cfg.tls.mode === 'implicit') {
@@ -146,9 +153,6 @@ export class Listener {
       this.refuse(sock, formatReply(R.tooMany(l.hostname)), 'limits.maxPerClient', address);
       return;
     }
-    // A listener that never hands a socket to TLS and read nothing from it yet (no PROXY header) reads it
-    // through the cheaper onread path (fast-read.ts).
-    if (l.cfg.tls.mode === 'none' && !l.cfg.proxyProtocol) sock = adoptForFastRead(sock);
     c.total++;
     c.perClient.set(key, mine + 1);
     let released = false;

@@ -2,7 +2,7 @@
 // the re-wrapped socket must behave as the stream one did for everything the session relies on.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { adoptForFastRead, isFastRead, setReadSink } from '../../../src/listener/fast-read.js';
+import { isFastRead, readFastOnAccept, setReadSink } from '../../../src/listener/fast-read.js';
 
 const servers: net.Server[] = [];
 const sockets: net.Socket[] = [];
@@ -12,17 +12,17 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((srv) => new Promise((r) => srv.close(r))));
 });
 
-/** A server that adopts each connection; resolves with the adopted socket and the client side. */
+/** A fast-read server; resolves with the socket it accepted (`adopted`) and the client side. */
 async function pair(): Promise<{ server: net.Server; adopted: net.Socket; client: net.Socket }> {
   let onAdopted!: (s: net.Socket) => void;
   const adoptedP = new Promise<net.Socket>((r) => (onAdopted = r));
   const server = net.createServer({ noDelay: true }, (sock) => {
-    const a = adoptForFastRead(sock);
-    sockets.push(a);
-    onAdopted(a);
+    sockets.push(sock);
+    onAdopted(sock);
   });
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  expect(readFastOnAccept(server)).toBe(true);
   const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
   sockets.push(client);
   await new Promise((r) => client.once('connect', r));
@@ -38,9 +38,31 @@ const until = async (cond: () => boolean, ms = 2000): Promise<void> => {
 };
 
 describe('fast-read client sockets', () => {
-  it('are used on this Node (a Node without them would silently lose the saving)', async () => {
+  it('are used on this Node (a Node without them would silently lose the saving), with TCP_NODELAY kept', async () => {
     const { adopted } = await pair();
     expect(isFastRead(adopted)).toBe(true);
+    // The server's noDelay option is applied to the socket as Node's own onconnection would.
+    const internals = Object.getOwnPropertySymbols(adopted).find((k) => k.description === 'kSetNoDelay');
+    expect(internals && (adopted as unknown as Record<symbol, unknown>)[internals]).toBe(true);
+  });
+
+  it('leave a server with maxConnections to Node, which drops connections past it', async () => {
+    const server = net.createServer((sock) => sockets.push(sock));
+    servers.push(server);
+    server.maxConnections = 1;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    readFastOnAccept(server);
+    let drops = 0;
+    server.on('drop', () => drops++);
+    const port = (server.address() as net.AddressInfo).port;
+    for (let i = 0; i < 2; i++) {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('error', () => {});
+      sockets.push(c);
+      await new Promise((r) => c.once('connect', r));
+    }
+    await until(() => drops === 1);
+    expect(sockets.filter(isFastRead)).toHaveLength(0);
   });
 
   it('deliver bytes sent before the sink was set, in order, then the rest; each chunk stays intact', async () => {
@@ -100,7 +122,7 @@ describe('fast-read client sockets', () => {
     expect(Buffer.concat(got).toString()).toBe('one\r\n');
   });
 
-  it('leave sockets that were not adopted to the stream path', () => {
+  it('leave sockets of other servers to the stream path', () => {
     const s = new net.Socket();
     expect(setReadSink(s, () => {})).toBe(false);
     expect(isFastRead(s)).toBe(false);
