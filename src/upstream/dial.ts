@@ -3,6 +3,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { TlsInfo } from '../observe/events.js';
+import { socketOptions } from '../listener/fast-read.js';
 
 export interface UpstreamTlsOptions {
   minVersion: tls.SecureVersion;
@@ -41,7 +42,8 @@ export function connectTcpCb(
   onread?: net.OnReadOpts,
 ): void {
   // noDelay: a relayed dialogue, every reply is small and latency-bound (applied as the socket connects).
-  const sock = net.connect(onread ? { host, port, noDelay: true, onread } : { host, port, noDelay: true });
+  // An onread socket is built from the options every socket of ours shares (see socketOptions for why).
+  const sock = onread ? new net.Socket(socketOptions(undefined, true, onread)).connect({ host, port }) : net.connect({ host, port, noDelay: true });
   let settled = false;
   const timer = setTimeout(() => {
     if (settled) return;
